@@ -1,0 +1,121 @@
+"""OCPP-J frames: CALL [2, id, action, payload], CALLRESULT [3, id, payload],
+CALLERROR [4, id, code, description, details].
+
+decode() never raises on bad input: it returns a Frame, or a BadFrame that says
+whether (and how) the peer can be answered.
+"""
+
+import json
+
+CALL = 2
+CALLRESULT = 3
+CALLERROR = 4
+
+MAX_FRAME_CHARS = 65536   # far larger than any legitimate 1.6 message
+MAX_ID_CHARS = 36         # OCPP-J 1.6 section 4.1.3
+
+_DUMPS_SEPARATORS = (",", ":")
+
+
+def _reject_constant(name):
+    # json.loads would otherwise turn NaN/Infinity into floats: not JSON.
+    raise ValueError("%s is not JSON" % name)
+
+
+class Frame:
+    __slots__ = ("kind", "id", "action", "payload", "code", "description", "details")
+
+    def __init__(self, kind, msg_id, action=None, payload=None, code=None,
+                 description=None, details=None):
+        self.kind = kind
+        self.id = msg_id
+        self.action = action
+        self.payload = payload
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class BadFrame:
+    """A frame we cannot process. reply_id is set when the peer sent something
+    CALL-shaped enough to be answered with a CALLERROR of `code`."""
+    __slots__ = ("reason", "reply_id", "code", "answer_to")
+
+    def __init__(self, reason, reply_id=None, code=None, answer_to=None):
+        self.reason = reason
+        self.reply_id = reply_id
+        self.code = code
+        self.answer_to = answer_to  # id of a CALLRESULT/CALLERROR we could not read
+
+
+def _recover_call_id(text):
+    """Best effort: the id of something that starts like '[2, "id", ...'."""
+    head = text[:128].lstrip()
+    if not head.startswith("["):
+        return None
+    rest = head[1:].lstrip()
+    if not rest.startswith("2"):
+        return None
+    rest = rest[1:].lstrip()
+    if not rest.startswith(","):
+        return None
+    rest = rest[1:].lstrip()
+    if not rest.startswith('"'):
+        return None
+    end = rest.find('"', 1)
+    if end < 2 or end > MAX_ID_CHARS + 1 or "\\" in rest[1:end]:
+        return None
+    return rest[1:end]
+
+
+def decode(text):
+    """Text of one websocket message -> Frame or BadFrame."""
+    from ocpp_core.errors import FORMATION_VIOLATION, PROTOCOL_ERROR
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return BadFrame("not UTF-8 text")
+    if len(text) > MAX_FRAME_CHARS:
+        return BadFrame("frame of %d characters exceeds the %d limit" % (len(text), MAX_FRAME_CHARS),
+                        _recover_call_id(text), FORMATION_VIOLATION)
+    try:
+        msg = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return BadFrame("not valid JSON", _recover_call_id(text), FORMATION_VIOLATION)
+    if type(msg) is not list or not msg:
+        return BadFrame("not a non-empty JSON array")
+    kind = msg[0]
+    if type(kind) is not int or kind not in (CALL, CALLRESULT, CALLERROR):
+        return BadFrame("unknown message type %r" % (kind,))
+    msg_id = msg[1] if len(msg) > 1 else None
+    if type(msg_id) is not str or not msg_id:
+        return BadFrame("message id missing or not a string")
+    if kind == CALL:
+        if len(msg) < 4:
+            return BadFrame("CALL has %d of 4 elements" % len(msg), msg_id, PROTOCOL_ERROR)
+        if len(msg) > 4 or type(msg[2]) is not str or len(msg_id) > MAX_ID_CHARS:
+            return BadFrame("CALL is not [2, id, action, payload]", msg_id, FORMATION_VIOLATION)
+        return Frame(CALL, msg_id, action=msg[2], payload=msg[3])
+    if kind == CALLRESULT:
+        if len(msg) != 3:
+            return BadFrame("CALLRESULT is not [3, id, payload]", answer_to=msg_id)
+        return Frame(CALLRESULT, msg_id, payload=msg[2])
+    if len(msg) != 5 or type(msg[2]) is not str or type(msg[3]) is not str \
+            or type(msg[4]) is not dict:
+        return BadFrame("CALLERROR is not [4, id, code, description, details]", answer_to=msg_id)
+    return Frame(CALLERROR, msg_id, code=msg[2], description=msg[3], details=msg[4])
+
+
+def encode_call(msg_id, action, payload):
+    return json.dumps([CALL, msg_id, action, payload], separators=_DUMPS_SEPARATORS)
+
+
+def encode_result(msg_id, payload):
+    return json.dumps([CALLRESULT, msg_id, payload], separators=_DUMPS_SEPARATORS)
+
+
+def encode_error(msg_id, code, description="", details=None):
+    return json.dumps([CALLERROR, msg_id, code, description[:255],
+                       details if details is not None else {}],
+                      separators=_DUMPS_SEPARATORS)

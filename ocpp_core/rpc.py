@@ -1,0 +1,274 @@
+"""The OCPP-J request/response engine for one websocket session.
+
+Transport-agnostic and single-threaded: the owner feeds it received text with
+receive(), tells it when the link goes up or down, and calls poll() so that
+unanswered calls time out. It sends through the `send` function it was given.
+
+- Our CALLs wait in order; only one is outstanding at a time (OCPP-J 4.1.1).
+- Incoming CALLs are validated against the catalogue and dispatched to handlers;
+  every failure becomes the right CALLERROR and the engine keeps going.
+- Responses to our CALLs are validated too; an invalid one fails the call.
+"""
+
+import logging
+import os
+import time
+
+from ocpp_core import errors, framing
+from ocpp_core.catalogue import ACTIONS
+from ocpp_core.redact import redact_frame
+from ocpp_core.validation import Violation, validate
+
+log = logging.getLogger("ocpp.rpc")
+
+CHARGE_POINT = "cp"
+CENTRAL_SYSTEM = "cs"
+DEFAULT_RESPONSE_TIMEOUT = 30.0
+
+
+class Reply:
+    """A handler's answer, and an action to run once the answer has been sent
+    ("answer first, act after": a Reset must not reboot before its CALLRESULT)."""
+    __slots__ = ("payload", "then")
+
+    def __init__(self, payload, then=None):
+        self.payload = payload
+        self.then = then
+
+
+class Call:
+    """One of our outgoing requests."""
+    __slots__ = ("id", "action", "payload", "on_result", "on_error", "timeout", "deadline",
+                 "sent_at")
+
+    def __init__(self, msg_id, action, payload, on_result, on_error, timeout):
+        self.id = msg_id
+        self.action = action
+        self.payload = payload
+        self.on_result = on_result
+        self.on_error = on_error
+        self.timeout = timeout
+        self.deadline = None
+        self.sent_at = None
+
+
+def _new_id_prefix():
+    try:
+        return "%06x" % int.from_bytes(os.urandom(3), "big")
+    except (AttributeError, NotImplementedError):  # a board without os.urandom
+        return "%06x" % (int(time.time() * 1000) & 0xFFFFFF)
+
+
+class RpcEndpoint:
+    def __init__(self, role, send, clock=time.monotonic, response_timeout=DEFAULT_RESPONSE_TIMEOUT,
+                 trace=None):
+        if role not in (CHARGE_POINT, CENTRAL_SYSTEM):
+            raise ValueError("role must be 'cp' or 'cs'")
+        self.role = role
+        self._peer = CENTRAL_SYSTEM if role == CHARGE_POINT else CHARGE_POINT
+        self._send = send
+        self._clock = clock
+        self.response_timeout = response_timeout
+        self._trace = trace
+        self._handlers = {}
+        self._queue = []
+        self._outstanding = None
+        self._connected = False
+        self._prefix = _new_id_prefix()
+        self._counter = 0
+        self.last_tx = None   # monotonic time of our last frame (for heartbeats)
+
+    # --- configuration -------------------------------------------------------
+    def on(self, action, handler):
+        """Register handler(payload) -> dict | Reply for CALLs the peer sends."""
+        entry = ACTIONS.get(action)
+        if entry is None:
+            raise ValueError("unknown OCPP 1.6 action %r" % action)
+        if entry[1] == self.role:
+            raise ValueError("%s is sent by the %s, not received" % (action, self.role))
+        self._handlers[action] = handler
+
+    def supports(self, action):
+        return action in self._handlers
+
+    # --- state -----------------------------------------------------------------
+    @property
+    def connected(self):
+        return self._connected
+
+    @property
+    def busy(self):
+        return self._outstanding is not None
+
+    @property
+    def pending(self):
+        """Calls not yet answered: the outstanding one plus those waiting."""
+        return len(self._queue) + (1 if self._outstanding else 0)
+
+    def connection_up(self):
+        self._connected = True
+        self._send_next()
+
+    def connection_down(self):
+        """Every call not yet answered fails with DISCONNECTED: its owner decides
+        whether to send it again (the transaction journal does; a heartbeat doesn't)."""
+        self._connected = False
+        failed = ([self._outstanding] if self._outstanding else []) + self._queue
+        self._outstanding = None
+        self._queue = []
+        for c in failed:
+            self._fail(c, errors.DISCONNECTED, "connection lost before the answer")
+
+    # --- outgoing --------------------------------------------------------------
+    def next_id(self):
+        self._counter += 1
+        return "%s-%d" % (self._prefix, self._counter)
+
+    def call(self, action, payload, on_result=None, on_error=None, timeout=None):
+        """Queue a CALL. An invalid payload is our bug: ValueError, nothing sent."""
+        entry = ACTIONS.get(action)
+        if entry is None or entry[1] == self._peer:
+            raise ValueError("%s is not a call the %s sends" % (action, self.role))
+        try:
+            validate(entry[2], payload)
+        except Violation as v:
+            raise ValueError("invalid %s request: %s" % (action, v.description()))
+        c = Call(self.next_id(), action, payload, on_result, on_error,
+                 self.response_timeout if timeout is None else timeout)
+        self._queue.append(c)
+        self._send_next()
+        return c
+
+    def _send_next(self):
+        if not self._connected or self._outstanding is not None or not self._queue:
+            return
+        c = self._queue.pop(0)
+        self._outstanding = c
+        now = self._clock()
+        c.sent_at = now
+        c.deadline = now + c.timeout
+        self._transmit(framing.encode_call(c.id, c.action, c.payload))
+
+    def _transmit(self, text):
+        self.last_tx = self._clock()
+        if self._trace is not None:
+            self._trace("tx", redact_frame(text))
+        try:
+            self._send(text)
+        except Exception as e:  # the link reports the drop; don't crash the caller
+            log.warning("send failed: %s", e)
+
+    # --- time --------------------------------------------------------------------
+    def poll(self, now=None):
+        """Time out the outstanding call. Returns seconds until its deadline, or None."""
+        c = self._outstanding
+        if c is None:
+            return None
+        if now is None:
+            now = self._clock()
+        if now >= c.deadline:
+            self._outstanding = None
+            log.warning("%s %s: no answer within %.0f s", c.action, c.id, c.timeout)
+            self._fail(c, errors.TIMEOUT, "no answer within %.0f s" % c.timeout)
+            self._send_next()
+            return self.poll(now)
+        return c.deadline - now
+
+    # --- incoming ------------------------------------------------------------------
+    def receive(self, text):
+        if self._trace is not None:
+            self._trace("rx", redact_frame(text) if isinstance(text, str) else repr(text[:200]))
+        frame = framing.decode(text)
+        if isinstance(frame, framing.BadFrame):
+            self._bad_frame(frame, text)
+        elif frame.kind == framing.CALL:
+            self._handle_call(frame)
+        else:
+            self._handle_response(frame)
+
+    def _bad_frame(self, bad, text):
+        log.warning("dropped a bad frame (%s): %.120r", bad.reason,
+                    redact_frame(text) if isinstance(text, str) else text)
+        if bad.reply_id is not None:
+            self._transmit(framing.encode_error(bad.reply_id, bad.code, bad.reason))
+        elif bad.answer_to is not None and self._outstanding is not None \
+                and self._outstanding.id == bad.answer_to:
+            c = self._outstanding
+            self._outstanding = None
+            self._fail(c, errors.FORMATION_VIOLATION, "unreadable answer: " + bad.reason)
+            self._send_next()
+
+    def _handle_call(self, frame):
+        code, description, result = self._dispatch(frame.action, frame.payload)
+        if code is not None:
+            log.info("answered %s %s with %s: %s", frame.action, frame.id, code, description)
+            self._transmit(framing.encode_error(frame.id, code, description))
+            return
+        then = None
+        if isinstance(result, Reply):
+            then = result.then
+            result = result.payload
+        self._transmit(framing.encode_result(frame.id, result))
+        if then is not None:
+            try:
+                then()
+            except Exception:
+                log.exception("follow-up of %s failed", frame.action)
+
+    def _dispatch(self, action, payload):
+        """-> (error_code, description, None) or (None, None, result)."""
+        entry = ACTIONS.get(action)
+        if entry is None:
+            return errors.NOT_IMPLEMENTED, "unknown action %.40r" % (action,), None
+        handler = self._handlers.get(action)
+        if handler is None:
+            return errors.NOT_SUPPORTED, "%s is not supported here" % action, None
+        try:
+            validate(entry[2], payload)
+        except Violation as v:
+            return v.code, v.description(), None
+        try:
+            result = handler(payload)
+        except errors.OcppError as e:
+            return e.code, e.description, None
+        except Exception as e:
+            log.exception("handler for %s failed", action)
+            return errors.INTERNAL_ERROR, "%s failed: %s" % (action, type(e).__name__), None
+        answer = result.payload if isinstance(result, Reply) else result
+        try:
+            validate(entry[3], answer)
+        except Violation as v:
+            log.error("handler for %s returned an invalid answer: %s", action, v.description())
+            return errors.INTERNAL_ERROR, "%s produced an invalid answer" % action, None
+        return None, None, result
+
+    def _handle_response(self, frame):
+        c = self._outstanding
+        if c is None or c.id != frame.id:
+            log.warning("answer to unknown message id %.40r dropped", frame.id)
+            return
+        self._outstanding = None
+        if frame.kind == framing.CALLERROR:
+            log.info("%s %s answered with %s: %s", c.action, c.id, frame.code, frame.description)
+            self._fail(c, frame.code, frame.description, frame.details)
+        else:
+            try:
+                validate(ACTIONS[c.action][3], frame.payload)
+            except Violation as v:
+                log.warning("%s %s: invalid answer (%s)", c.action, c.id, v.description())
+                self._fail(c, v.code, "invalid answer: " + v.description())
+            else:
+                if c.on_result is not None:
+                    try:
+                        c.on_result(frame.payload)
+                    except Exception:
+                        log.exception("result handler of %s failed", c.action)
+        self._send_next()
+
+    def _fail(self, c, code, description, details=None):
+        if c.on_error is None:
+            return
+        try:
+            c.on_error(code, description, details or {})
+        except Exception:
+            log.exception("error handler of %s failed", c.action)

@@ -1,0 +1,164 @@
+"""Write ocpp_core/catalogue.py from the official OCPP 1.6 JSON schemas.
+
+The schemas ship inside the `ocpp` package on PyPI (ocpp/v16/schemas). Run:
+
+    python -m tools.gen_catalogue            # rewrite ocpp_core/catalogue.py
+    python -m tools.gen_catalogue --check    # exit 1 if the file is out of date
+
+The output is plain data (tuples and dicts) that ocpp_core/validation.py
+interprets: no jsonschema at run time, nothing MicroPython lacks.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+# The 28 actions of OCPP 1.6 (Edition 2) by feature profile; who sends the CALL.
+CP, CS, BOTH = "cp", "cs", "both"
+ACTIONS = (
+    ("Authorize", "Core", CP),
+    ("BootNotification", "Core", CP),
+    ("ChangeAvailability", "Core", CS),
+    ("ChangeConfiguration", "Core", CS),
+    ("ClearCache", "Core", CS),
+    ("DataTransfer", "Core", BOTH),
+    ("GetConfiguration", "Core", CS),
+    ("Heartbeat", "Core", CP),
+    ("MeterValues", "Core", CP),
+    ("RemoteStartTransaction", "Core", CS),
+    ("RemoteStopTransaction", "Core", CS),
+    ("Reset", "Core", CS),
+    ("StartTransaction", "Core", CP),
+    ("StatusNotification", "Core", CP),
+    ("StopTransaction", "Core", CP),
+    ("UnlockConnector", "Core", CS),
+    ("GetDiagnostics", "FirmwareManagement", CS),
+    ("DiagnosticsStatusNotification", "FirmwareManagement", CP),
+    ("FirmwareStatusNotification", "FirmwareManagement", CP),
+    ("UpdateFirmware", "FirmwareManagement", CS),
+    ("GetLocalListVersion", "LocalAuthListManagement", CS),
+    ("SendLocalList", "LocalAuthListManagement", CS),
+    ("CancelReservation", "Reservation", CS),
+    ("ReserveNow", "Reservation", CS),
+    ("ClearChargingProfile", "SmartCharging", CS),
+    ("GetCompositeSchedule", "SmartCharging", CS),
+    ("SetChargingProfile", "SmartCharging", CS),
+    ("TriggerMessage", "RemoteTrigger", CS),
+)
+
+_KNOWN_KEYWORDS = {"$schema", "title", "type", "properties", "required", "additionalProperties",
+                   "enum", "maxLength", "format", "items", "minItems", "multipleOf"}
+
+
+def default_schema_dir():
+    import ocpp  # only the generator and the tests need the PyPI package
+    return os.path.join(os.path.dirname(ocpp.__file__), "v16", "schemas")
+
+
+class _Writer:
+    """Turns schema nodes into Python source, sharing repeated enums by name."""
+
+    def __init__(self):
+        self.enums = {}  # tuple -> name
+
+    def enum_name(self, values):
+        values = tuple(values)
+        if values not in self.enums:
+            self.enums[values] = "_E%d" % len(self.enums)
+        return self.enums[values]
+
+    def node(self, schema, where, indent):
+        unknown = set(schema) - _KNOWN_KEYWORDS
+        if unknown:
+            raise SystemExit("%s: schema keyword(s) %s not supported by the generator"
+                             % (where, sorted(unknown)))
+        kind = schema.get("type")
+        pad = " " * indent
+        if kind == "object":
+            if schema.get("additionalProperties", True) is not False:
+                raise SystemExit("%s: open objects are not supported" % where)
+            props = schema.get("properties", {})
+            lines = ["(\"o\", {"]
+            for name in props:
+                lines.append("%s    %r: %s," % (pad, name,
+                                                self.node(props[name], where + "." + name, indent + 4)))
+            required = tuple(schema.get("required", ()))
+            lines.append("%s}, %r)" % (pad, required))
+            return "\n".join(lines)
+        if kind == "string":
+            enum = schema.get("enum")
+            fmt = schema.get("format")
+            if fmt not in (None, "date-time", "uri"):
+                raise SystemExit("%s: format %r not supported" % (where, fmt))
+            return "(\"s\", %d, %s, %r)" % (schema.get("maxLength", 0),
+                                            self.enum_name(enum) if enum else "None", fmt)
+        if kind == "integer":
+            return "(\"i\",)"
+        if kind == "number":
+            return "(\"n\", %r)" % (schema.get("multipleOf", 0),)
+        if kind == "boolean":
+            return "(\"b\",)"
+        if kind == "array":
+            return "(\"a\", %s, %d)" % (self.node(schema["items"], where + "[]", indent),
+                                        schema.get("minItems", 0))
+        raise SystemExit("%s: type %r not supported" % (where, kind))
+
+
+def render(schema_dir):
+    w = _Writer()
+    body = []
+    for action, profile, sender in ACTIONS:
+        specs = []
+        for suffix in ("", "Response"):
+            path = os.path.join(schema_dir, action + suffix + ".json")
+            with open(path, encoding="utf-8") as f:
+                schema = json.load(f)
+            specs.append(w.node(schema, action + suffix, 8))
+        body.append("    %r: (%r, %r,\n        %s,\n        %s),"
+                    % (action, profile, sender, specs[0], specs[1]))
+    out = [
+        '"""The OCPP 1.6 message catalogue: every action of every feature profile.',
+        "",
+        "GENERATED by tools/gen_catalogue.py from the official OCPP 1.6 JSON schemas",
+        "(as shipped in the `ocpp` package on PyPI). Do not edit by hand.",
+        "",
+        "ACTIONS[action] = (feature_profile, sender, request_spec, response_spec)",
+        "sender: 'cp' = the charge point sends the CALL, 'cs' = the central system, 'both'.",
+        'Spec nodes are described in ocpp_core/validation.py.',
+        '"""',
+        "",
+    ]
+    for values, name in w.enums.items():
+        out.append("%s = %r" % (name, values))
+    out.append("")
+    out.append("ACTIONS = {")
+    out.extend(body)
+    out.append("}")
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--schemas", help="folder of OCPP 1.6 JSON schemas (default: from the ocpp package)")
+    p.add_argument("--out", default=os.path.join(here, "ocpp_core", "catalogue.py"))
+    p.add_argument("--check", action="store_true", help="only check that --out is up to date")
+    args = p.parse_args(argv)
+    text = render(args.schemas or default_schema_dir())
+    if args.check:
+        with open(args.out, encoding="utf-8") as f:
+            if f.read() != text:
+                print("%s is out of date: run python -m tools.gen_catalogue" % args.out)
+                return 1
+        print("%s is up to date" % args.out)
+        return 0
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print("wrote %s (%d actions)" % (args.out, len(ACTIONS)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
