@@ -1,0 +1,502 @@
+"""The websocket link from the charge point to the CSMS (OCPP 1.6-J).
+
+The link owns the network side only; the OCPP engine stays single-threaded.
+Two daemon threads do the work:
+
+- the link thread connects, reads, sends pings, notices a dead link and
+  reconnects with exponential back-off;
+- the writer thread drains the outbox, so a stalled TCP send never blocks the
+  main loop (send() only queues).
+
+The main loop learns what happened from the events queue it was given:
+("up", None), ("frame", text) and ("down", reason), in that order for each
+connection; no frame is reported outside an up/down pair.
+
+Security: the basic-auth password (the AuthorizationKey) is never logged and is
+scrubbed from every reason string; settings print without it.
+"""
+
+import base64
+import dataclasses
+import logging
+import queue
+import random
+import selectors
+import socket
+import ssl
+import struct
+import threading
+import time
+from typing import Optional
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import websocket
+
+log = logging.getLogger("ocpp.link")
+
+SUBPROTOCOL = "ocpp1.6"
+POLL_INTERVAL = 0.25      # longest the link thread waits before checking stop/pings
+CLOSE_WAIT = 0.5          # how long a polite close waits for the CSMS's close frame
+STOP_JOIN = 2.0           # stop() gives the threads this long in all
+MAX_REASON = 200
+
+_PING = object()          # outbox item: send a websocket ping
+
+
+# --- URLs ----------------------------------------------------------------------
+
+def validate_csms_url(url):
+    """Raise ValueError (one line) unless url is a usable ws:// or wss:// URL."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("CSMS URL is empty")
+    if any(c.isspace() for c in url):
+        raise ValueError("CSMS URL must not contain spaces")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError("CSMS URL is malformed or has an invalid port") from None
+    if parts.scheme.lower() not in ("ws", "wss"):
+        raise ValueError("CSMS URL must start with ws:// or wss:// (got %r)"
+                         % (parts.scheme + ":" if parts.scheme else url[:40]))
+    if parts.username is not None or parts.password is not None:
+        # Don't echo the URL: it would carry the credentials.
+        raise ValueError("CSMS URL must not contain credentials; set the AuthorizationKey instead")
+    if not parts.hostname:
+        raise ValueError("CSMS URL has no host: %r" % url)
+    if parts.fragment:
+        raise ValueError("CSMS URL must not contain a #fragment")
+
+
+def build_url(csms_url, charge_point_id):
+    """<csms-url>/<charge-point-id>, the id percent-encoded (OCPP-J 3.1.1)."""
+    validate_csms_url(csms_url)
+    if not isinstance(charge_point_id, str) or not charge_point_id:
+        raise ValueError("charge point id is empty")
+    parts = urlsplit(csms_url)
+    path = parts.path.rstrip("/") + "/" + quote(charge_point_id, safe="")
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+# --- back-off --------------------------------------------------------------------
+
+def next_backoff(previous, initial, cap):
+    """The next nominal delay: initial first, then doubling up to cap."""
+    if previous is None or previous <= 0:
+        return min(initial, cap)
+    return min(previous * 2.0, cap)
+
+
+def jittered(delay, rng=random):
+    """A random delay between half and all of the nominal one."""
+    return rng.uniform(delay / 2.0, delay)
+
+
+# --- settings ----------------------------------------------------------------------
+
+@dataclasses.dataclass
+class LinkSettings:
+    url: str                                  # full URL, see build_url()
+    charge_point_id: str
+    password: Optional[str] = dataclasses.field(default=None, repr=False)
+    ca_bundle: Optional[str] = None           # wss:// only; system CAs when None
+    ping_interval: float = 60                 # seconds; 0 disables pings
+    connect_timeout: float = 10
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def _one_line(text, secrets=()):
+    text = " ".join(str(text).split())
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    if len(text) > MAX_REASON:
+        text = text[:MAX_REASON - 3] + "..."
+    return text
+
+
+def _seconds(s):
+    return "%g" % round(s, 1)
+
+
+def _shutdown_socket(ws):
+    """Wake any thread blocked on ws (recv or send) without closing the fd."""
+    sock = getattr(ws, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+
+
+class _Conn:
+    """One live connection; outbox items refer to it so that nothing queued for
+    an old connection is sent on a new one."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.lock = threading.Lock()
+        self.closed = False
+        self.drop_reason = None
+        self.graceful = False
+
+    def drop(self, reason, graceful):
+        """Ask the link thread to end this connection (first reason wins)."""
+        with self.lock:
+            if self.closed or self.drop_reason is not None:
+                return
+            self.drop_reason = reason
+            self.graceful = graceful
+        if not graceful:
+            _shutdown_socket(self.ws)
+
+
+# --- the link -------------------------------------------------------------------------
+
+class CsmsLink:
+    def __init__(self, settings, events, rng=None):
+        validate_csms_url(settings.url)
+        self.settings = settings
+        self.events = events
+        self._rng = rng or random.Random()
+        self._password = settings.password
+        self._ping_interval = float(settings.ping_interval or 0)
+        self._stop = threading.Event()
+        self._outbox = queue.Queue()
+        self._conn = None
+        self._connecting = None
+        self._threads = []
+        self._started = False
+        self._connected = False
+        self._connected_since = None
+        self._last_error = None
+        self._attempts = 0
+        parts = urlsplit(settings.url)
+        self._secure = parts.scheme.lower() == "wss"
+        self._where = "%s:%d" % (parts.hostname, parts.port or (443 if self._secure else 80))
+        self._host = parts.hostname
+
+    def __repr__(self):
+        return "<CsmsLink %s %s>" % (self.settings.url, "up" if self._connected else "down")
+
+    # --- read-only state -------------------------------------------------------
+    @property
+    def connected(self):
+        return self._connected
+
+    @property
+    def connected_since(self):
+        return self._connected_since
+
+    @property
+    def last_error(self):
+        return self._last_error
+
+    @property
+    def attempts(self):
+        """Connection attempts since the link was last up (0 while it is up)."""
+        return self._attempts
+
+    # --- control ---------------------------------------------------------------------
+    def start(self):
+        if self._started:
+            raise RuntimeError("the link was already started")
+        self._started = True
+        for name, target in (("csms-link", self._run), ("csms-writer", self._write)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def stop(self):
+        """Close the connection and end the threads; idempotent, about 2 s at most."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._outbox.put(None)
+        deadline = time.monotonic() + STOP_JOIN
+        link_thread = self._threads[0] if self._threads else None
+        if link_thread is not None:
+            link_thread.join(STOP_JOIN * 0.6)
+            if link_thread.is_alive():
+                # Stuck behind a stalled send or inside a handshake: force it.
+                conn, ws = self._conn, self._connecting
+                if conn is not None:
+                    _shutdown_socket(conn.ws)
+                if ws is not None:
+                    _shutdown_socket(ws)
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("link thread %s did not stop in time", t.name)
+
+    def send(self, text):
+        """Queue a text frame; False when not connected. Never blocks."""
+        conn = self._conn
+        if conn is None or not self._connected or conn.closed or conn.drop_reason:
+            return False
+        self._outbox.put((conn, text))
+        return True
+
+    def set_password(self, password):
+        """Used from the next connection on."""
+        self._password = password
+
+    def set_ping_interval(self, seconds):
+        """Used from the next ping on; 0 disables pings."""
+        self._ping_interval = max(0.0, float(seconds or 0))
+
+    def reconnect(self):
+        """Drop the current connection; it comes back after the normal back-off."""
+        conn = self._conn
+        if conn is not None:
+            conn.drop("reconnect requested", graceful=True)
+
+    # --- internals -------------------------------------------------------------------
+    def _secrets(self):
+        pw = self._password
+        if not pw:
+            return ()
+        userpass = "%s:%s" % (self.settings.charge_point_id, pw)
+        token = base64.b64encode(userpass.encode("utf-8")).decode("ascii")
+        return (userpass, token, pw)
+
+    def _down(self, reason):
+        self._last_error = reason
+        self.events.put(("down", reason))
+
+    def _run(self):
+        nominal = None
+        while not self._stop.is_set():
+            try:
+                was_up, reason, level = self._attempt()
+            except Exception as e:  # never let the link thread die
+                was_up, level = False, logging.ERROR
+                reason = _one_line("link failure: %s: %s" % (type(e).__name__, e),
+                                   self._secrets())
+                self._down(reason)
+            if self._stop.is_set():
+                break
+            if was_up:
+                nominal = None
+            nominal = next_backoff(nominal, self.settings.backoff_initial,
+                                   self.settings.backoff_max)
+            delay = jittered(nominal, self._rng)
+            log.log(level, "%s; retry in %s s", reason, "%.1f" % delay if delay >= 1 else "%.2f" % delay)
+            self._stop.wait(delay)
+        log.info("link stopped")
+
+    def _attempt(self):
+        """One connection: returns (was_up, reason, log level)."""
+        s = self.settings
+        self._attempts += 1
+        password = self._password
+        headers = ["Sec-WebSocket-Protocol: " + SUBPROTOCOL]
+        if password:
+            userpass = "%s:%s" % (s.charge_point_id, password)
+            headers.append("Authorization: Basic "
+                           + base64.b64encode(userpass.encode("utf-8")).decode("ascii"))
+        sslopt = None
+        if self._secure:
+            sslopt = {"cert_reqs": ssl.CERT_REQUIRED}
+            if s.ca_bundle:
+                sslopt["ca_certs"] = s.ca_bundle
+        log.info("connecting to %s (attempt %d, %s)", s.url, self._attempts,
+                 "basic auth" if password else "no auth")
+
+        ws = websocket.WebSocket(sslopt=sslopt, enable_multithread=True)
+        self._connecting = ws
+        try:
+            # The subprotocol goes in as a plain header (the same request as
+            # subprotocols=["ocpp1.6"]) so that we see what the CSMS answered.
+            ws.connect(s.url, header=headers, timeout=s.connect_timeout)
+        except Exception as e:
+            ws.shutdown()
+            reason, level = self._describe_connect_error(e, bool(password))
+            reason = _one_line(reason, self._secrets())
+            self._down(reason)
+            return False, reason, level
+        finally:
+            self._connecting = None
+
+        if self._stop.is_set():
+            ws.shutdown()
+            return False, "link stopped", logging.INFO
+
+        answered = (ws.headers or {}).get("sec-websocket-protocol")
+        if answered is None or answered.strip().lower() != SUBPROTOCOL:
+            reason = _one_line("CSMS did not accept subprotocol %s (it answered: %s)"
+                               % (SUBPROTOCOL, repr(answered.strip()) if answered else "none"),
+                               self._secrets())
+            try:
+                ws.close(status=1002, reason=b"ocpp1.6 required", timeout=CLOSE_WAIT)
+            except Exception:
+                pass
+            ws.shutdown()
+            self._down(reason)
+            return False, reason, logging.ERROR
+
+        conn = _Conn(ws)
+        self._conn = conn
+        self._attempts = 0
+        self._connected_since = time.time()
+        self._connected = True
+        log.info("connected to %s (subprotocol %s)", s.url, SUBPROTOCOL)
+        self.events.put(("up", None))
+        try:
+            reason, graceful = self._serve(conn)
+        except Exception as e:
+            reason, graceful = "link failure: %s: %s" % (type(e).__name__, e), False
+        reason = _one_line(reason, self._secrets())
+        with conn.lock:
+            conn.closed = True
+        self._connected = False
+        self._connected_since = None
+        self._conn = None
+        if graceful:
+            try:
+                ws.close(status=websocket.STATUS_NORMAL, timeout=CLOSE_WAIT)
+            except Exception:
+                pass
+        ws.shutdown()
+        self._down(reason)
+        requested = self._stop.is_set() or (conn.drop_reason is not None and conn.graceful)
+        return True, reason, logging.INFO if requested else logging.WARNING
+
+    def _serve(self, conn):
+        """Read until the connection ends; returns (reason, close politely?)."""
+        ws = conn.ws
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(ws.sock, selectors.EVENT_READ)
+            alive_at = time.monotonic()   # last time anything arrived (or pings began)
+            last_ping = None
+            while True:
+                if self._stop.is_set():
+                    return "link stopped", True
+                if conn.drop_reason is not None:
+                    return conn.drop_reason, conn.graceful
+                now = time.monotonic()
+                timeout = POLL_INTERVAL
+                interval = self._ping_interval
+                if interval > 0:
+                    if last_ping is None:            # pings (re)start: first one in `interval`
+                        alive_at = max(alive_at, now)
+                        last_ping = now
+                    limit = 2 * interval
+                    if now - alive_at >= limit:
+                        return "no answer to websocket pings for %s s" % _seconds(limit), False
+                    if now - last_ping >= interval:
+                        last_ping = now
+                        self._outbox.put((conn, _PING))
+                    timeout = min(timeout, last_ping + interval - now, alive_at + limit - now)
+                else:
+                    last_ping = None
+                if not self._readable(ws, sel, max(0.0, timeout)):
+                    continue
+                try:
+                    opcode, data = ws.recv_data(control_frame=True)
+                except websocket.WebSocketTimeoutException:
+                    continue   # a frame arrived in part; the rest is read next time
+                except websocket.WebSocketConnectionClosedException:
+                    return conn.drop_reason or "connection lost: the CSMS closed the TCP connection", False
+                except (OSError, websocket.WebSocketException) as e:
+                    return conn.drop_reason or "connection lost: %s" % (
+                        getattr(e, "strerror", None) or e or type(e).__name__), False
+                alive_at = time.monotonic()
+                if opcode == websocket.ABNF.OPCODE_TEXT:
+                    if isinstance(data, bytes):
+                        data = data.decode("utf-8")   # already validated as UTF-8
+                    self.events.put(("frame", data))
+                elif opcode == websocket.ABNF.OPCODE_BINARY:
+                    log.warning("ignored a binary websocket message (%d bytes); OCPP-J is text",
+                                len(data))
+                elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                    # websocket-client has already answered the close frame.
+                    return self._describe_close(data), False
+        finally:
+            sel.close()
+
+    @staticmethod
+    def _readable(ws, sel, timeout):
+        sock = ws.sock
+        if sock is None:
+            return True   # recv will report the closed socket
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True   # decrypted bytes waiting that select() can't see
+        return bool(sel.select(timeout))
+
+    @staticmethod
+    def _describe_close(data):
+        if len(data) >= 2:
+            code = struct.unpack("!H", data[:2])[0]
+            text = data[2:].decode("utf-8", "replace").strip()
+            return "CSMS closed the connection (code %d%s)" % (code, ": " + text if text else "")
+        return "CSMS closed the connection"
+
+    def _describe_connect_error(self, e, with_password):
+        """A readable one-line reason for a failed attempt, and its log level."""
+        where, timeout = self._where, self.settings.connect_timeout
+        if isinstance(e, websocket.WebSocketBadStatusException):
+            status = e.status_code
+            if status in (401, 403):
+                if with_password:
+                    return "CSMS refused the credentials (HTTP %d)" % status, logging.ERROR
+                return ("CSMS requires credentials (HTTP %d) but no AuthorizationKey is set"
+                        % status, logging.ERROR)
+            body = e.resp_body or b""
+            if isinstance(body, bytes):
+                body = body.decode("utf-8", "replace")
+            body = " ".join(body.split())[:100]
+            if status == 400 and "subprotocol" in body.lower():
+                return ("CSMS did not accept subprotocol %s (HTTP 400: %s)" % (SUBPROTOCOL, body),
+                        logging.ERROR)
+            detail = "HTTP %s %s" % (status, e.status_message or "")
+            return ("CSMS rejected the websocket upgrade (%s%s)"
+                    % (detail.strip(), ": " + body if body else ""), logging.WARNING)
+        if isinstance(e, websocket.WebSocketAddressException):
+            cause = e.args[0] if e.args else e
+            return ("cannot resolve the CSMS host %s (%s)"
+                    % (self._host, getattr(cause, "strerror", None) or cause), logging.WARNING)
+        if isinstance(e, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
+            return "no answer from %s within %s s" % (where, _seconds(timeout)), logging.WARNING
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused by %s" % where, logging.WARNING
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return ("TLS certificate of %s rejected: %s"
+                    % (where, e.verify_message or e.reason or e), logging.ERROR)
+        if isinstance(e, ssl.SSLError):
+            return "TLS handshake with %s failed: %s" % (where, e.reason or e), logging.WARNING
+        if isinstance(e, websocket.WebSocketConnectionClosedException):
+            return ("%s closed the connection during the websocket handshake" % where,
+                    logging.WARNING)
+        if isinstance(e, websocket.WebSocketProxyException):
+            return "proxy error: %s" % e, logging.WARNING
+        if isinstance(e, websocket.WebSocketException):
+            return "websocket handshake with %s failed: %s" % (where, e), logging.WARNING
+        if isinstance(e, OSError):
+            return ("cannot connect to %s: %s" % (where, e.strerror or e), logging.WARNING)
+        return "cannot connect to %s: %s: %s" % (where, type(e).__name__, e), logging.WARNING
+
+    # --- writer thread ----------------------------------------------------------------
+    def _write(self):
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            conn, payload = item
+            if conn.closed or conn.drop_reason is not None or conn is not self._conn:
+                continue   # queued for a connection that has gone
+            try:
+                if payload is _PING:
+                    conn.ws.ping()
+                else:
+                    conn.ws.send(payload)
+            except websocket.WebSocketTimeoutException:
+                conn.drop("sending to the CSMS stalled for %s s"
+                          % _seconds(self.settings.connect_timeout), graceful=False)
+            except Exception as e:
+                conn.drop(_one_line("sending failed: %s" % (getattr(e, "strerror", None) or e),
+                                    self._secrets()), graceful=False)

@@ -1,0 +1,148 @@
+"""The station configuration: an INI file, overridden by command-line flags.
+
+Every problem is a ConfigError with one line naming the setting, so that
+`python -m firmware` can exit with a message a technician can act on.
+"""
+
+import configparser
+import os
+
+from firmware.link import validate_csms_url
+
+HAL_KINDS = ("mock",)
+
+# BootNotification field limits (CiString lengths from the OCPP 1.6 schema).
+_BOOT_FIELDS = (
+    # (ini option, payload field, max length)
+    ("vendor", "chargePointVendor", 20),
+    ("model", "chargePointModel", 20),
+    ("serial_number", "chargePointSerialNumber", 25),
+    ("charge_box_serial_number", "chargeBoxSerialNumber", 25),
+    ("firmware_version", "firmwareVersion", 50),
+    ("meter_type", "meterType", 25),
+    ("meter_serial_number", "meterSerialNumber", 25),
+)
+
+
+class ConfigError(Exception):
+    """A bad setting: str(e) is the one line shown to the user."""
+
+
+class StationConfig:
+    """What the firmware needs to start. Secrets are kept out of repr()."""
+
+    def __init__(self):
+        self.hal = "mock"
+        self.csms_url = None
+        self.charge_point_id = None
+        self.password = None
+        self.ca_bundle = None
+        self.data_dir = None
+        self.bench_port = 7700
+        self.boot_fields = {"chargePointVendor": "OpenPiCharge",
+                            "chargePointModel": "PiCharger-AC1"}
+        self.log_level = "INFO"
+        self.source = None  # the INI file, when one was read
+
+    def __repr__(self):
+        return ("StationConfig(hal=%r, csms_url=%r, charge_point_id=%r, password=%s, "
+                "data_dir=%r, bench_port=%r)" % (
+                    self.hal, self.csms_url, self.charge_point_id,
+                    "<set>" if self.password else None, self.data_dir, self.bench_port))
+
+    def boot_notification(self):
+        """The BootNotification payload (fields only when set)."""
+        return dict(self.boot_fields)
+
+
+def _read_ini(path):
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except FileNotFoundError:
+        raise ConfigError("config file %s does not exist" % path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("cannot read config file %s: %s" % (path, e))
+    except configparser.Error as e:
+        first = str(e).splitlines()[0]
+        raise ConfigError("config file %s is malformed: %s" % (path, first))
+    return parser
+
+
+def _int(value, what, low, high):
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError("%s must be a whole number, not %r" % (what, value))
+    if not low <= n <= high:
+        raise ConfigError("%s must be between %d and %d, not %d" % (what, low, high, n))
+    return n
+
+
+def load(flags):
+    """Build the StationConfig from an argparse namespace (config file + flags)."""
+    cfg = StationConfig()
+    ini = None
+    if getattr(flags, "config", None):
+        ini = _read_ini(flags.config)
+        cfg.source = flags.config
+
+    def get(section, option):
+        if ini is not None and ini.has_option(section, option):
+            value = ini.get(section, option).strip()
+            return value if value != "" else None
+        return None
+
+    cfg.hal = flags.hal or get("hal", "kind") or cfg.hal
+    cfg.csms_url = flags.csms_url or get("csms", "url")
+    cfg.charge_point_id = flags.charge_point_id or get("station", "charge_point_id")
+    cfg.password = flags.password if flags.password is not None else get("csms", "password")
+    cfg.ca_bundle = get("csms", "ca_bundle")
+    cfg.data_dir = flags.data_dir or get("station", "data_dir")
+    port = flags.bench_port if flags.bench_port is not None else get("bench", "port")
+    cfg.log_level = (getattr(flags, "log_level", None) or get("station", "log_level") or "INFO").upper()
+    for option, field, limit in _BOOT_FIELDS:
+        value = get("station", option)
+        if value is not None:
+            cfg.boot_fields[field] = value
+    if "firmwareVersion" not in cfg.boot_fields:
+        from firmware import __version__
+        cfg.boot_fields["firmwareVersion"] = __version__
+
+    # --- checks, in the order a user would fix them ---------------------------
+    where = " (in %s)" % cfg.source if cfg.source else ""
+    if cfg.hal not in HAL_KINDS:
+        raise ConfigError("unknown HAL %r%s: choose one of %s" % (cfg.hal, where, ", ".join(HAL_KINDS)))
+    if not cfg.csms_url:
+        raise ConfigError("no CSMS URL: give --csms-url or [csms] url in the config file")
+    try:
+        validate_csms_url(cfg.csms_url)
+    except ValueError as e:
+        raise ConfigError(str(e))
+    if not cfg.charge_point_id:
+        raise ConfigError("no charge point id: give --charge-point-id or [station] charge_point_id")
+    if len(cfg.charge_point_id) > 48 or any(c.isspace() for c in cfg.charge_point_id):
+        raise ConfigError("charge point id %r must be 1-48 characters without spaces"
+                          % cfg.charge_point_id)
+    if cfg.password is not None and ":" in cfg.password:
+        raise ConfigError("the basic-auth password must not contain ':'")
+    if cfg.ca_bundle and not os.path.isfile(cfg.ca_bundle):
+        raise ConfigError("[csms] ca_bundle %s is not a file" % cfg.ca_bundle)
+    cfg.bench_port = _int(port, "the bench port", 0, 65535) if port is not None else cfg.bench_port
+    for option, field, limit in _BOOT_FIELDS:
+        value = cfg.boot_fields.get(field)
+        if value is not None and len(value) > limit:
+            raise ConfigError("[station] %s is longer than %d characters (OCPP %s)"
+                              % (option, limit, field))
+    if cfg.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("log level %r: choose DEBUG, INFO, WARNING or ERROR" % cfg.log_level)
+    if not cfg.data_dir:
+        raise ConfigError("no data directory: give --data-dir or [station] data_dir")
+    try:
+        os.makedirs(cfg.data_dir, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("data directory %s cannot be created: %s" % (cfg.data_dir, e.strerror))
+    if not os.access(cfg.data_dir, os.W_OK | os.X_OK):
+        raise ConfigError("data directory %s is not writable" % cfg.data_dir)
+    return cfg

@@ -1,0 +1,76 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def ocpp_csms():
+    """A CSMS built on the `ocpp` package; fails the test on any schema violation."""
+    from tests.ocpp_csms import OcppCsms
+    csms = OcppCsms().start()
+    yield csms
+    csms.stop()
+    assert not csms.violations, "messages that broke the official schemas: %r" % csms.violations
+
+
+class FirmwareProcess:
+    """`python -m firmware` as a subprocess, its log in a file."""
+
+    def __init__(self, args, log_path, env=None):
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+        full_env.pop("JOURNAL_STREAM", None)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen([sys.executable, "-m", "firmware"] + args, cwd=ROOT,
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, text, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)  # a log file has no change notification worth the complexity
+        raise AssertionError("%r not in the firmware log:\n%s" % (text, self.log()[-3000:]))
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def firmware(tmp_path):
+    """Factory: firmware(csms_url, cp_id='CP-TEST-1', extra=[...]) -> FirmwareProcess."""
+    started = []
+
+    def start(csms_url, charge_point_id="CP-TEST-1", extra=(), data_dir=None, env=None):
+        data = data_dir or str(tmp_path / "data")
+        args = ["--hal", "mock", "--csms-url", csms_url, "--charge-point-id", charge_point_id,
+                "--data-dir", data, "--bench-port", "0"] + list(extra)
+        fw = FirmwareProcess(args, str(tmp_path / ("firmware-%d.log" % len(started))), env)
+        started.append(fw)
+        return fw
+
+    yield start
+    for fw in started:
+        fw.stop(signal.SIGKILL)
