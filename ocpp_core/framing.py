@@ -22,6 +22,15 @@ def _reject_constant(name):
     raise ValueError("%s is not JSON" % name)
 
 
+def _finite_float(text):
+    # A number like 1e400 would otherwise become float('inf') and slip past the
+    # NaN/Infinity check (and later break arithmetic on it, e.g. multipleOf).
+    value = float(text)
+    if value - value != 0:
+        raise ValueError("%s is out of range" % text)
+    return value
+
+
 class Frame:
     __slots__ = ("kind", "id", "action", "payload", "code", "description", "details")
 
@@ -71,7 +80,7 @@ def _recover_call_id(text):
 def decode(text):
     """Text of one websocket message -> Frame or BadFrame."""
     from ocpp_core.errors import FORMATION_VIOLATION, PROTOCOL_ERROR
-    if isinstance(text, bytes):
+    if isinstance(text, (bytes, bytearray)):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
@@ -80,9 +89,11 @@ def decode(text):
         return BadFrame("frame of %d characters exceeds the %d limit" % (len(text), MAX_FRAME_CHARS),
                         _recover_call_id(text), FORMATION_VIOLATION)
     try:
-        msg = json.loads(text, parse_constant=_reject_constant)
+        msg = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except ValueError:
         return BadFrame("not valid JSON", _recover_call_id(text), FORMATION_VIOLATION)
+    except RuntimeError:  # RecursionError: arrays/objects nested too deeply
+        return BadFrame("JSON nested too deeply", _recover_call_id(text), FORMATION_VIOLATION)
     if type(msg) is not list or not msg:
         return BadFrame("not a non-empty JSON array")
     kind = msg[0]

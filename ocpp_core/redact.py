@@ -13,7 +13,8 @@ _VALUE = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*"')
 
 
 def redact_frame(text):
+    folded = text.lower()  # configuration keys are CiString50Type: case-insensitive
     for key in SECRET_KEYS:
-        if key in text:
+        if key.lower() in folded:
             return _VALUE.sub(r'\1"' + MASK + '"', text)
     return text

@@ -26,6 +26,22 @@ CENTRAL_SYSTEM = "cs"
 DEFAULT_RESPONSE_TIMEOUT = 30.0
 
 
+def _violation(spec, payload):
+    """(code, description) of the first rule the payload breaks, or None.
+
+    Never raises: should the validator itself fail on some value (e.g. a number
+    too large for float arithmetic), that is reported as InternalError instead
+    of escaping from receive() and stalling the engine."""
+    try:
+        validate(spec, payload)
+    except Violation as v:
+        return v.code, v.description()
+    except Exception as e:
+        log.exception("validator failed")
+        return errors.INTERNAL_ERROR, "payload could not be validated (%s)" % type(e).__name__
+    return None
+
+
 class Reply:
     """A handler's answer, and an action to run once the answer has been sent
     ("answer first, act after": a Reset must not reboot before its CALLRESULT)."""
@@ -129,10 +145,9 @@ class RpcEndpoint:
         entry = ACTIONS.get(action)
         if entry is None or entry[1] == self._peer:
             raise ValueError("%s is not a call the %s sends" % (action, self.role))
-        try:
-            validate(entry[2], payload)
-        except Violation as v:
-            raise ValueError("invalid %s request: %s" % (action, v.description()))
+        bad = _violation(entry[2], payload)
+        if bad is not None:
+            raise ValueError("invalid %s request: %s" % (action, bad[1]))
         c = Call(self.next_id(), action, payload, on_result, on_error,
                  self.response_timeout if timeout is None else timeout)
         self._queue.append(c)
@@ -149,10 +164,18 @@ class RpcEndpoint:
         c.deadline = now + c.timeout
         self._transmit(framing.encode_call(c.id, c.action, c.payload))
 
+    def _trace_frame(self, direction, text):
+        if self._trace is None:
+            return
+        try:
+            self._trace(direction, redact_frame(text) if isinstance(text, str)
+                        else repr(text[:200]))
+        except Exception:  # a broken trace hook must not break the session
+            log.exception("trace hook failed")
+
     def _transmit(self, text):
         self.last_tx = self._clock()
-        if self._trace is not None:
-            self._trace("tx", redact_frame(text))
+        self._trace_frame("tx", text)
         try:
             self._send(text)
         except Exception as e:  # the link reports the drop; don't crash the caller
@@ -176,8 +199,12 @@ class RpcEndpoint:
 
     # --- incoming ------------------------------------------------------------------
     def receive(self, text):
-        if self._trace is not None:
-            self._trace("rx", redact_frame(text) if isinstance(text, str) else repr(text[:200]))
+        if isinstance(text, (bytes, bytearray)):
+            try:  # as text, so that the trace and the log can mask secrets
+                text = bytes(text).decode("utf-8")
+            except UnicodeError:
+                pass  # framing.decode reports it
+        self._trace_frame("rx", text)
         frame = framing.decode(text)
         if isinstance(frame, framing.BadFrame):
             self._bad_frame(frame, text)
@@ -200,9 +227,10 @@ class RpcEndpoint:
 
     def _handle_call(self, frame):
         code, description, result = self._dispatch(frame.action, frame.payload)
-        if code is not None:
+        if code is not None:  # result holds the CALLERROR's details (or None)
             log.info("answered %s %s with %s: %s", frame.action, frame.id, code, description)
-            self._transmit(framing.encode_error(frame.id, code, description))
+            self._transmit(framing.encode_error(frame.id, code, description,
+                                                result if type(result) is dict else None))
             return
         then = None
         if isinstance(result, Reply):
@@ -216,29 +244,27 @@ class RpcEndpoint:
                 log.exception("follow-up of %s failed", frame.action)
 
     def _dispatch(self, action, payload):
-        """-> (error_code, description, None) or (None, None, result)."""
+        """-> (error_code, description, details or None) or (None, None, result)."""
         entry = ACTIONS.get(action)
         if entry is None:
             return errors.NOT_IMPLEMENTED, "unknown action %.40r" % (action,), None
         handler = self._handlers.get(action)
         if handler is None:
             return errors.NOT_SUPPORTED, "%s is not supported here" % action, None
-        try:
-            validate(entry[2], payload)
-        except Violation as v:
-            return v.code, v.description(), None
+        bad = _violation(entry[2], payload)
+        if bad is not None:
+            return bad[0], bad[1], None
         try:
             result = handler(payload)
         except errors.OcppError as e:
-            return e.code, e.description, None
+            return e.code, e.description, e.details
         except Exception as e:
             log.exception("handler for %s failed", action)
             return errors.INTERNAL_ERROR, "%s failed: %s" % (action, type(e).__name__), None
         answer = result.payload if isinstance(result, Reply) else result
-        try:
-            validate(entry[3], answer)
-        except Violation as v:
-            log.error("handler for %s returned an invalid answer: %s", action, v.description())
+        bad = _violation(entry[3], answer)
+        if bad is not None:
+            log.error("handler for %s returned an invalid answer: %s", action, bad[1])
             return errors.INTERNAL_ERROR, "%s produced an invalid answer" % action, None
         return None, None, result
 
@@ -252,11 +278,10 @@ class RpcEndpoint:
             log.info("%s %s answered with %s: %s", c.action, c.id, frame.code, frame.description)
             self._fail(c, frame.code, frame.description, frame.details)
         else:
-            try:
-                validate(ACTIONS[c.action][3], frame.payload)
-            except Violation as v:
-                log.warning("%s %s: invalid answer (%s)", c.action, c.id, v.description())
-                self._fail(c, v.code, "invalid answer: " + v.description())
+            bad = _violation(ACTIONS[c.action][3], frame.payload)
+            if bad is not None:
+                log.warning("%s %s: invalid answer (%s)", c.action, c.id, bad[1])
+                self._fail(c, bad[0], "invalid answer: " + bad[1])
             else:
                 if c.on_result is not None:
                     try:

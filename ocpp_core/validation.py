@@ -12,7 +12,7 @@ How a failed rule maps to a CALLERROR code (OCPP-J 1.6 section 4.2.3):
   payload not an object, unknown field ......... FormationViolation
   missing required field, too few array items .. OccurenceConstraintViolation
   wrong JSON type ............................... TypeConstraintViolation
-  enum, maxLength, multipleOf, date-time ........ PropertyConstraintViolation
+  enum, maxLength, multipleOf, date-time, uri ... PropertyConstraintViolation
 """
 
 from ocpp_core import errors
@@ -64,11 +64,29 @@ def _join(path, name):
     return path + "." + name if path else name
 
 
+def _decimal_parts(x):
+    """int or float -> (m, e), x == m * 10**e exactly, for the decimal repr(x)
+    spells: the shortest that round-trips, i.e. what json.dumps writes."""
+    if type(x) is int:
+        return x, 0
+    mantissa, _, exponent = repr(x).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    return int(whole + fraction), (int(exponent) if exponent else 0) - len(fraction)
+
+
 def _is_multiple(value, step):
-    # Decimal semantics (0.3 is a multiple of 0.1), as the spec intends; plain
-    # float division would reject 0.3 / 0.1 = 2.9999999999999996.
-    q = value / step
-    return abs(q - round(q)) <= 1e-9 * max(1.0, abs(q))
+    # Exact decimal arithmetic on the number as JSON spells it, as the `ocpp`
+    # package does with Decimal: 0.3 is a multiple of 0.1 (float division says
+    # 2.9999999999999996), 6.300000000001 and 1e-12 are not (a tolerance on the
+    # float quotient would let them through).
+    try:
+        vm, ve = _decimal_parts(value)
+        sm, se = _decimal_parts(step)
+    except ValueError:  # inf or nan: not a JSON number
+        return False
+    if ve >= se:
+        return vm * 10 ** (ve - se) % sm == 0
+    return vm % (sm * 10 ** (se - ve)) == 0
 
 
 def _check(node, value, path):

@@ -1,0 +1,124 @@
+"""Registration and liveness: BootNotification until Accepted, then Heartbeat.
+
+OCPP 1.6 section 4.2 and 4.6: nothing but BootNotification until the CSMS has
+accepted it (the CSMS's calls are still answered while Pending); a Pending or
+Rejected answer means "try again after `interval` seconds". Once Accepted, a
+Heartbeat goes out whenever nothing else has been sent for the heartbeat
+interval (any message stands in for a heartbeat, as the spec allows).
+"""
+
+import logging
+
+from ocpp_core import errors
+
+log = logging.getLogger("ocpp.registration")
+
+NOT_SENT = "NotSent"
+PENDING = "Pending"
+ACCEPTED = "Accepted"
+REJECTED = "Rejected"
+
+RETRY_WITHOUT_INTERVAL = 60.0   # s; when the CSMS answers Pending/Rejected with interval 0
+RETRY_AFTER_FAILURE = 30.0      # s; after a timeout or CALLERROR
+
+
+class Registration:
+    def __init__(self, rpc, clock, boot_payload, heartbeat_interval=300, on_accepted=None):
+        self.rpc = rpc
+        self.clock = clock
+        self.boot_payload = boot_payload
+        self.heartbeat_interval = heartbeat_interval
+        self.on_accepted = on_accepted
+        self.status = NOT_SENT
+        self._boot_in_flight = False
+        self._next_boot = 0.0          # monotonic time the next BootNotification may go
+        self._heartbeat_in_flight = False
+
+    @property
+    def accepted(self):
+        return self.status == ACCEPTED
+
+    # --- events from the owner ------------------------------------------------
+    def connection_up(self):
+        self.tick()
+
+    def connection_down(self):
+        self._boot_in_flight = False
+        self._heartbeat_in_flight = False
+
+    def set_heartbeat_interval(self, seconds):
+        self.heartbeat_interval = seconds
+
+    # --- time ------------------------------------------------------------------
+    def tick(self, now=None):
+        """Send what is due. Returns seconds until the next thing is due, or None."""
+        if not self.rpc.connected:
+            return None
+        if now is None:
+            now = self.clock.monotonic()
+        if self.status != ACCEPTED:
+            if self._boot_in_flight:
+                return None
+            if now >= self._next_boot:
+                self._send_boot()
+                return None
+            return self._next_boot - now
+        if self.heartbeat_interval <= 0 or self._heartbeat_in_flight:
+            return None
+        last = self.rpc.last_tx if self.rpc.last_tx is not None else now
+        due = last + self.heartbeat_interval
+        if now >= due:
+            self._heartbeat_in_flight = True
+            self.rpc.call("Heartbeat", {}, on_result=self._heartbeat_result,
+                          on_error=self._heartbeat_error)
+            return self.heartbeat_interval
+        return due - now
+
+    # --- BootNotification ----------------------------------------------------------
+    def _send_boot(self):
+        self._boot_in_flight = True
+        self.rpc.call("BootNotification", self.boot_payload,
+                      on_result=self._boot_result, on_error=self._boot_error)
+
+    def _boot_result(self, payload):
+        self._boot_in_flight = False
+        self._adopt_time(payload["currentTime"])
+        status = payload["status"]
+        interval = payload["interval"]
+        if status == ACCEPTED:
+            self.status = ACCEPTED
+            if interval > 0:
+                self.heartbeat_interval = interval
+            log.info("BootNotification accepted; heartbeat every %d s", self.heartbeat_interval)
+            if self.on_accepted is not None:
+                self.on_accepted(interval)
+            return
+        self.status = status
+        wait = interval if interval > 0 else RETRY_WITHOUT_INTERVAL
+        self._next_boot = self.clock.monotonic() + wait
+        log.info("BootNotification %s; next attempt in %d s", status, wait)
+
+    def _boot_error(self, code, description, details):
+        self._boot_in_flight = False
+        if code == errors.DISCONNECTED:
+            return  # sent again as soon as the link is back
+        self._next_boot = self.clock.monotonic() + RETRY_AFTER_FAILURE
+        log.warning("BootNotification failed (%s: %s); next attempt in %d s",
+                    code, description, RETRY_AFTER_FAILURE)
+
+    # --- Heartbeat -------------------------------------------------------------------
+    def _heartbeat_result(self, payload):
+        self._heartbeat_in_flight = False
+        self._adopt_time(payload["currentTime"])
+
+    def _heartbeat_error(self, code, description, details):
+        self._heartbeat_in_flight = False
+
+    def _adopt_time(self, text):
+        try:
+            correction = self.clock.set_from_csms(text)
+        except ValueError:
+            log.warning("CSMS sent an unreadable currentTime %.40r", text)
+            return
+        if abs(correction) >= 1.0:
+            log.info("clock corrected by %+.1f s from the CSMS", correction)

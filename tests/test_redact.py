@@ -1,0 +1,80 @@
+"""ocpp_core.redact: the AuthorizationKey never reaches a log or a trace."""
+
+import json
+
+import pytest
+
+from ocpp_core import framing
+from ocpp_core.redact import MASK, redact_frame
+
+
+def test_change_configuration_request_masked_exactly():
+    text = framing.encode_call("1", "ChangeConfiguration",
+                               {"key": "AuthorizationKey", "value": "0011223344556677"})
+    assert redact_frame(text) == \
+        '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"%s"}]' % MASK
+
+
+def test_change_configuration_value_before_key_and_spaces():
+    text = '[2, "1", "ChangeConfiguration", {"value" : "s3cr3t", "key" : "AuthorizationKey"}]'
+    assert redact_frame(text) == \
+        '[2, "1", "ChangeConfiguration", {"value" : "***", "key" : "AuthorizationKey"}]'
+
+
+@pytest.mark.parametrize("secret", [
+    'with \\"quotes\\" inside', "back\\\\slash", "\\u00e9\\u20ac", "", "a" * 500, "x\\\\", "}]",
+])
+def test_values_with_escapes_masked_and_frame_stays_json(secret):
+    text = '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"%s"}]' % secret
+    out = redact_frame(text)
+    assert json.loads(out) == [2, "1", "ChangeConfiguration",
+                               {"key": "AuthorizationKey", "value": MASK}]
+
+
+def test_get_configuration_result_masked():
+    payload = {"configurationKey": [
+        {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
+        {"key": "AuthorizationKey", "readonly": False, "value": "0011223344556677"},
+    ], "unknownKey": ["Foo"]}
+    out = redact_frame(framing.encode_result("42", payload))
+    assert "0011223344556677" not in out
+    decoded = json.loads(out)
+    assert decoded[:2] == [3, "42"]
+    keys = decoded[2]["configurationKey"]
+    assert keys[1] == {"key": "AuthorizationKey", "readonly": False, "value": MASK}
+    assert [k["key"] for k in keys] == ["HeartbeatInterval", "AuthorizationKey"]
+    assert decoded[2]["unknownKey"] == ["Foo"]
+
+
+def test_get_configuration_request_unchanged():
+    text = '[2,"1","GetConfiguration",{"key":["AuthorizationKey"]}]'
+    assert redact_frame(text) == text
+
+
+def test_key_name_is_case_insensitive():
+    # configuration keys are CiString50Type
+    text = '[2,"1","ChangeConfiguration",{"key":"authorizationkey","value":"s3cr3t"}]'
+    assert redact_frame(text) == \
+        '[2,"1","ChangeConfiguration",{"key":"authorizationkey","value":"***"}]'
+    assert "s3cr3t" not in redact_frame(text.replace("authorizationkey", "AUTHORIZATIONKEY"))
+
+
+@pytest.mark.parametrize("text", [
+    '[2,"1","ChangeConfiguration",{"key":"HeartbeatInterval","value":"300"}]',
+    '[3,"1",{"configurationKey":[{"key":"MeterValueSampleInterval","readonly":false,"value":"60"}]}]',
+    '[2,"1","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2024-01-01T00:00:00Z",'
+    '"sampledValue":[{"value":"1234"}]}]}]',
+    '[2,"1","Heartbeat",{}]',
+    '[3,"1",{"status":"Accepted"}]',
+    '[4,"1","GenericError","value",{"value":"x"}]',
+    '',
+    'not json at all "value":"x"',
+])
+def test_other_frames_unchanged(text):
+    assert redact_frame(text) == text
+
+
+def test_redaction_is_idempotent():
+    text = '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"s3cr3t"}]'
+    once = redact_frame(text)
+    assert redact_frame(once) == once
