@@ -59,6 +59,12 @@ class Clock:
     def stamp(self):
         return {"w": self.now(), "m": self.monotonic(), "b": self.boot_id, "v": self.valid}
 
+    def stamp_at(self, monotonic_t):
+        """A stamp for an instant on the monotonic clock (a scheduled sample is
+        stamped at its exact slot, not at the moment the loop got to it)."""
+        delta = monotonic_t - self.monotonic()
+        return {"w": self.now() + delta, "m": monotonic_t, "b": self.boot_id, "v": self.valid}
+
     def resolve(self, stamp):
         """Epoch seconds for a stamp, corrected if it was provisional."""
         if stamp.get("v"):

@@ -52,6 +52,32 @@ class Reply:
         self.then = then
 
 
+class Deferred:
+    """Returned by a handler that can only answer later (an unlock waits for the
+    lock's feedback). resolve() sends the CALLRESULT; the engine never blocks."""
+
+    def __init__(self):
+        self._endpoint = None
+        self._msg_id = None
+        self._action = None
+        self._early = None
+        self.done = False
+
+    def _bind(self, endpoint, msg_id, action):
+        self._endpoint, self._msg_id, self._action = endpoint, msg_id, action
+        if self._early is not None:
+            self.resolve(self._early)
+
+    def resolve(self, payload):
+        if self.done:
+            return
+        if self._endpoint is None:
+            self._early = payload
+            return
+        self.done = True
+        self._endpoint._send_deferred(self._msg_id, self._action, payload)
+
+
 class Call:
     """One of our outgoing requests."""
     __slots__ = ("id", "action", "payload", "on_result", "on_error", "timeout", "deadline",
@@ -232,6 +258,9 @@ class RpcEndpoint:
             self._transmit(framing.encode_error(frame.id, code, description,
                                                 result if type(result) is dict else None))
             return
+        if isinstance(result, Deferred):
+            result._bind(self, frame.id, frame.action)
+            return
         then = None
         if isinstance(result, Reply):
             then = result.then
@@ -242,6 +271,15 @@ class RpcEndpoint:
                 then()
             except Exception:
                 log.exception("follow-up of %s failed", frame.action)
+
+    def _send_deferred(self, msg_id, action, payload):
+        bad = _violation(ACTIONS[action][3], payload)
+        if bad is not None:
+            log.error("deferred answer to %s is invalid: %s", action, bad[1])
+            self._transmit(framing.encode_error(msg_id, errors.INTERNAL_ERROR,
+                                                "%s produced an invalid answer" % action))
+            return
+        self._transmit(framing.encode_result(msg_id, payload))
 
     def _dispatch(self, action, payload):
         """-> (error_code, description, details or None) or (None, None, result)."""
@@ -261,6 +299,8 @@ class RpcEndpoint:
         except Exception as e:
             log.exception("handler for %s failed", action)
             return errors.INTERNAL_ERROR, "%s failed: %s" % (action, type(e).__name__), None
+        if isinstance(result, Deferred):
+            return None, None, result
         answer = result.payload if isinstance(result, Reply) else result
         bad = _violation(entry[3], answer)
         if bad is not None:

@@ -1,0 +1,329 @@
+"""Durable, atomic, self-checking JSON files in one data directory.
+
+An SD card (and FAT, and ext4 without data journaling) may leave a file torn
+by a power cut, so every file is written the safe way and carries its own check:
+
+    save():  write "<name>.tmp" in the same folder, flush, fsync, rename it over
+             "<name>", fsync the folder. A reader sees the old content or the
+             new one, never a mix.
+    content: one header line "OCPPSTORE1 <crc32 hex> <body length>\\n", then the
+             JSON body (UTF-8). A torn, truncated or flipped file fails the
+             check and is DETECTED.
+    load():  a missing file gives the default; a corrupt one is logged (one line,
+             logger "ocpp.store"), renamed aside to "<name>.corrupt" for the
+             technician, and also gives the default. load() never raises for bad
+             content: a bad file must never stop the charger from booting.
+
+Names are relative paths with "/" between folders ("tx/00000012"); folders are
+created on demand. Leftover temp files of a save interrupted by a crash are
+removed when the Store is constructed. `fsync_count` counts every fsync (of
+files and of folders) for the benchmark.
+
+Standard library only, plain class: portable to MicroPython (where os.fsync or
+directory fsync may be missing: then those steps are skipped).
+"""
+
+import errno
+import json
+import logging
+import os
+
+try:
+    from binascii import crc32 as _crc32
+except ImportError:  # a port without binascii.crc32
+    _crc32 = None
+
+log = logging.getLogger("ocpp.store")
+
+MAGIC = "OCPPSTORE1"
+TMP_SUFFIX = ".tmp"
+CORRUPT_SUFFIX = ".corrupt"
+
+_CRC_TABLE = None
+
+
+def _crc32_portable(data):
+    """CRC-32 (IEEE 802.3, as zlib) for ports without binascii.crc32."""
+    global _CRC_TABLE
+    if _CRC_TABLE is None:
+        table = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+            table.append(c)
+        _CRC_TABLE = table
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def checksum(data):
+    if _crc32 is not None:
+        return _crc32(data) & 0xFFFFFFFF
+    return _crc32_portable(data)
+
+
+def encode(obj):
+    """The bytes save() writes for obj: header line + JSON body."""
+    body = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+    return ("%s %08x %d\n" % (MAGIC, checksum(body), len(body))).encode() + body
+
+
+class Corrupt(Exception):
+    pass
+
+
+def decode(data):
+    """obj from bytes written by encode(); raises Corrupt(reason) otherwise."""
+    nl = data.find(b"\n")
+    if nl < 0:
+        raise Corrupt("empty" if not data else "no header line")
+    parts = data[:nl].split(b" ")
+    if len(parts) != 3 or parts[0] != MAGIC.encode():
+        raise Corrupt("bad header")
+    try:
+        crc = int(parts[1], 16)
+        length = int(parts[2])
+    except ValueError:
+        raise Corrupt("bad header")
+    body = data[nl + 1:]
+    if len(body) != length:
+        raise Corrupt("%d bytes, expected %d" % (len(body), length))
+    if checksum(body) != crc:
+        raise Corrupt("checksum mismatch")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeError):
+        raise Corrupt("not JSON")
+
+
+def _errno(e):
+    return getattr(e, "errno", None) or (e.args[0] if e.args else None)
+
+
+def _is_dir(path):
+    try:
+        return (os.stat(path)[0] & 0o170000) == 0o040000
+    except OSError:
+        return False
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not name:
+        raise ValueError("bad store name %r" % (name,))
+    for part in name.split("/"):
+        if not part or part.startswith(".") or part.endswith(TMP_SUFFIX) \
+                or part.endswith(CORRUPT_SUFFIX):
+            raise ValueError("bad store name %r" % (name,))
+
+
+class Store:
+    def __init__(self, directory):
+        self.directory = directory.rstrip("/") or "/"
+        self.fsync_count = 0
+        self._known_dirs = set()
+        self._make_dirs("")
+        removed = self._clean_temp("")
+        if removed:
+            log.info("removed %d temp file(s) left by an interrupted save", removed)
+
+    # --- paths ---------------------------------------------------------------------
+    def _path(self, rel):
+        return self.directory + "/" + rel if rel else self.directory
+
+    def _make_dirs(self, rel_dir):
+        """Create the folder (and parents) durably: each new folder's entry is
+        fsynced in its parent."""
+        if rel_dir in self._known_dirs:
+            return
+        if not _is_dir(self._path(rel_dir)):
+            if rel_dir == "":
+                parent = self.directory.rpartition("/")[0]
+                if parent and not _is_dir(parent):
+                    os.makedirs(parent)
+                os.mkdir(self.directory)
+                self._fsync_dir(parent or ".")
+            else:
+                parent = rel_dir.rpartition("/")[0]
+                self._make_dirs(parent)
+                try:
+                    os.mkdir(self._path(rel_dir))
+                except OSError as e:
+                    if _errno(e) != errno.EEXIST:
+                        raise
+                self._fsync_dir(self._path(parent))
+        self._known_dirs.add(rel_dir)
+
+    def _clean_temp(self, rel_dir):
+        removed = 0
+        path = self._path(rel_dir)
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            return 0
+        for entry in entries:
+            rel = rel_dir + "/" + entry if rel_dir else entry
+            if entry.endswith(TMP_SUFFIX):
+                try:
+                    os.unlink(self._path(rel))
+                    removed += 1
+                except OSError as e:
+                    log.warning("cannot remove temp file %s: %s", rel, e)
+            elif _is_dir(self._path(rel)):
+                removed += self._clean_temp(rel)
+        if removed:
+            self._fsync_dir(path)
+        return removed
+
+    # --- durability --------------------------------------------------------------------
+    def _fsync_fd(self, fd):
+        fsync = getattr(os, "fsync", None)
+        if fsync is None:
+            return
+        fsync(fd)
+        self.fsync_count += 1
+
+    def _fsync_dir(self, path):
+        """Make a rename/unlink/create in the folder durable. Skipped where a
+        folder cannot be opened (e.g. MicroPython, Windows)."""
+        opener = getattr(os, "open", None)
+        if opener is None or getattr(os, "fsync", None) is None:
+            return
+        try:
+            fd = opener(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            self._fsync_fd(fd)
+        except OSError:
+            pass  # a file system that cannot sync folders
+        finally:
+            os.close(fd)
+
+    # --- API -----------------------------------------------------------------------------
+    def save(self, name, obj):
+        """Write obj as JSON, atomically and durably. Raises OSError (e.g. disk
+        full) without touching the previous content; ValueError/TypeError for
+        something that is not JSON."""
+        _check_name(name)
+        data = encode(obj)
+        folder = name.rpartition("/")[0]
+        self._make_dirs(folder)
+        path = self._path(name)
+        tmp = path + TMP_SUFFIX
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                self._fsync_fd(f.fileno())
+            os.rename(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self._fsync_dir(self._path(folder))
+
+    def load(self, name, default=None):
+        """The saved object; default if the file is missing, or corrupt (then
+        logged once and moved aside)."""
+        _check_name(name)
+        path = self._path(name)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            if _errno(e) in (errno.ENOENT, errno.EISDIR):
+                return default  # nothing there (a folder is not a file of ours)
+            reason = "unreadable: %s" % (e,)
+        else:
+            try:
+                return decode(data)
+            except Corrupt as e:
+                reason = e.args[0]
+        self._set_aside_corrupt(name, reason)
+        return default
+
+    def _set_aside_corrupt(self, name, reason):
+        target = name + CORRUPT_SUFFIX
+        n = 1
+        while _exists(self._path(target)):
+            target = "%s.%d%s" % (name, n, CORRUPT_SUFFIX)
+            n += 1
+        try:
+            os.rename(self._path(name), self._path(target))
+            self._fsync_dir(self._path(name.rpartition("/")[0]))
+            log.error("file %s is corrupt (%s); moved aside to %s", name, reason, target)
+        except OSError as e:
+            log.error("file %s is corrupt (%s); could not move it aside: %s", name, reason, e)
+
+    def exists(self, name):
+        _check_name(name)
+        return _exists(self._path(name))
+
+    def delete(self, name):
+        """Remove durably; False if there was nothing to remove."""
+        _check_name(name)
+        try:
+            os.unlink(self._path(name))
+        except OSError as e:
+            if _errno(e) == errno.ENOENT:
+                return False
+            raise
+        self._fsync_dir(self._path(name.rpartition("/")[0]))
+        return True
+
+    def move(self, name, new_name):
+        """Rename durably (atomic on one file system), replacing new_name."""
+        _check_name(name)
+        _check_name(new_name)
+        folder, new_folder = name.rpartition("/")[0], new_name.rpartition("/")[0]
+        self._make_dirs(new_folder)
+        os.rename(self._path(name), self._path(new_name))
+        self._fsync_dir(self._path(new_folder))
+        if new_folder != folder:
+            self._fsync_dir(self._path(folder))
+
+    def names(self, prefix=""):
+        """Sorted names of the stored files that start with prefix (temp and
+        corrupt files excluded)."""
+        out = []
+        self._walk(prefix.rpartition("/")[0], out, False)
+        return sorted(n for n in out if n.startswith(prefix))
+
+    def corrupt_names(self, prefix=""):
+        """Sorted names of the files moved aside as corrupt (for diagnostics)."""
+        out = []
+        self._walk(prefix.rpartition("/")[0], out, True)
+        return sorted(n for n in out if n.startswith(prefix))
+
+    def _walk(self, rel_dir, out, corrupt):
+        try:
+            entries = os.listdir(self._path(rel_dir))
+        except OSError:
+            return
+        for entry in entries:
+            rel = rel_dir + "/" + entry if rel_dir else entry
+            if entry.endswith(TMP_SUFFIX):
+                continue
+            if entry.endswith(CORRUPT_SUFFIX):
+                if corrupt:
+                    out.append(rel)
+                continue
+            if entry.startswith("."):
+                continue
+            if _is_dir(self._path(rel)):
+                self._walk(rel, out, corrupt)
+            elif not corrupt:
+                out.append(rel)

@@ -1,0 +1,752 @@
+"""ocpp_core.journal: the transaction journal, in process, with a fake RPC and a
+hand-moved clock. Every payload the journal sends is checked against ocpp_core's
+validator and against the official OCPP 1.6 JSON schemas (jsonschema)."""
+
+import json
+import logging
+import os
+
+import pytest
+from jsonschema import Draft4Validator, FormatChecker
+
+from ocpp_core import errors, framing
+from ocpp_core.catalogue import ACTIONS
+from ocpp_core.clock import Clock
+from ocpp_core.journal import Journal, thin_samples
+from ocpp_core.rpc import CHARGE_POINT, RpcEndpoint
+from ocpp_core.store import Store
+from ocpp_core.timestamps import format_utc
+from ocpp_core.validation import first_violation
+from tools.gen_catalogue import default_schema_dir
+
+T_WALL = 1717236000.0   # 2024-06-01T10:00:00Z
+ACCEPTED = {"status": "Accepted"}
+
+# --- official schemas ------------------------------------------------------------------
+
+_SCHEMAS = {}
+
+
+def official_errors(action, payload):
+    if action not in _SCHEMAS:
+        with open(os.path.join(default_schema_dir(), action + ".json"), encoding="utf-8") as f:
+            _SCHEMAS[action] = Draft4Validator(json.load(f), format_checker=FormatChecker())
+    return [e.message for e in _SCHEMAS[action].iter_errors(payload)]
+
+
+# --- fakes -------------------------------------------------------------------------------
+
+class Time:
+    def __init__(self, wall=T_WALL, mono=500.0):
+        self.wall = wall
+        self.mono = mono
+
+    def advance(self, seconds):
+        self.wall += seconds
+        self.mono += seconds
+
+
+class Sent:
+    def __init__(self, action, payload, on_result, on_error):
+        self.action = action
+        self.payload = payload
+        self.on_result = on_result
+        self.on_error = on_error
+
+
+class FakeRpc:
+    """Records calls; every payload must pass both validators."""
+
+    def __init__(self):
+        self.calls = []
+
+    def call(self, action, payload, on_result=None, on_error=None):
+        bad = first_violation(ACTIONS[action][2], payload)
+        assert bad is None, "%s invalid for ocpp_core: %s" % (action, bad.description())
+        ref = official_errors(action, payload)
+        assert not ref, "%s invalid for the official schema: %s" % (action, ref)
+        json.dumps(payload)
+        self.calls.append(Sent(action, payload, on_result, on_error))
+
+    @property
+    def last(self):
+        return self.calls[-1]
+
+
+class Env:
+    def __init__(self, path, config=None, **kw):
+        self.path = str(path)
+        self.time = Time()
+        self.config = {"TransactionMessageAttempts": 3, "TransactionMessageRetryInterval": 10,
+                       "StopTransactionMaxMeterValues": 5}
+        self.config.update(config or {})
+        self.clock = Clock(wall=lambda: self.time.wall, monotonic=lambda: self.time.mono,
+                           boot_id="boot-1")
+        self.rpc = FakeRpc()
+        self.kw = kw
+        self.j = self.reopen()
+        self.next_tid = 100
+
+    def reopen(self):
+        self.store = Store(self.path)
+        self.j = Journal(self.store, self.clock, self.config.get, **self.kw)
+        return self.j
+
+    def pump(self, can_send=True):
+        return self.j.pump(self.rpc, self.time.mono, can_send)
+
+    def answer(self, conf=None):
+        """Pump, and answer the call sent with a CALLRESULT. Returns the Sent."""
+        n = len(self.rpc.calls)
+        assert self.pump() is True
+        assert len(self.rpc.calls) == n + 1
+        c = self.rpc.last
+        if conf is None:
+            if c.action == "StartTransaction":
+                self.next_tid += 1
+                conf = {"transactionId": self.next_tid, "idTagInfo": ACCEPTED}
+            else:
+                conf = {}
+        c.on_result(conf)
+        return c
+
+    def fail(self, code=errors.INTERNAL_ERROR):
+        assert self.pump() is True
+        c = self.rpc.last
+        c.on_error(code, "it failed", {})
+        return c
+
+    def drain(self, limit=100):
+        out = []
+        while self.j.pending_count() and limit:
+            out.append(self.answer())
+            limit -= 1
+        return out
+
+
+@pytest.fixture
+def env(tmp_path):
+    return Env(tmp_path / "data")
+
+
+def sample(env, wh, context="Sample.Periodic", **extra):
+    sv = dict({"value": str(wh), "context": context, "measurand": "Energy.Active.Import.Register",
+               "unit": "Wh"}, **extra)
+    return {"at": env.clock.stamp(), "sampledValue": [sv]}
+
+
+def iso(epoch):
+    return format_utc(epoch)
+
+
+def actions(calls):
+    return [c.action for c in calls]
+
+
+# --- a transaction online ------------------------------------------------------------------------
+
+def test_online_transaction_payloads(env):
+    j = env.j
+    key = j.begin(1, "TAG-1", 1000.4, reservation_id=7)
+    start_at = env.time.wall
+    c = env.answer({"transactionId": 42, "idTagInfo": ACCEPTED})
+    assert c.action == "StartTransaction"
+    assert c.payload == {"connectorId": 1, "idTag": "TAG-1", "meterStart": 1000,
+                         "reservationId": 7, "timestamp": iso(start_at)}
+    rec = j.get(key)
+    assert rec["transaction_id"] == 42 and rec["start_delivered"] and rec["id_tag_info"] == ACCEPTED
+
+    env.time.advance(60)
+    mv = sample(env, 1500)
+    j.add_stop_sample(key, mv)
+    j.record_meter(key, 1500)
+    j.queue_meter_values(key, 1, [mv])
+    c = env.answer()
+    assert c.payload == {"connectorId": 1, "transactionId": 42,
+                         "meterValue": [{"timestamp": iso(env.time.wall),
+                                         "sampledValue": mv["sampledValue"]}]}
+    env.time.advance(60)
+    assert j.end(key, 2000, "Local", id_tag="TAG-1") is True
+    c = env.answer({"idTagInfo": ACCEPTED})
+    assert c.action == "StopTransaction"
+    assert c.payload == {"transactionId": 42, "meterStop": 2000, "timestamp": iso(env.time.wall),
+                         "reason": "Local", "idTag": "TAG-1",
+                         "transactionData": [{"timestamp": iso(env.time.wall - 60),
+                                              "sampledValue": mv["sampledValue"]}]}
+    assert j.get(key)["stop_delivered"]
+    assert j.pending_count() == 0 and j.next_due() is None
+    assert j.open_transactions() == []
+
+
+def test_works_with_the_real_rpc_endpoint(env):
+    sent = []
+    ep = RpcEndpoint(CHARGE_POINT, sent.append, clock=lambda: env.time.mono)
+    ep.connection_up()
+    key = env.j.begin(1, "TAG", 0)
+    env.j.queue_meter_values(key, 1, [sample(env, 10)])
+    env.j.end(key, 20, "EVDisconnected")
+    got = []
+    while env.j.pending_count():
+        assert env.j.pump(ep, env.time.mono, ep.connected)
+        assert env.j.in_flight and not env.j.pump(ep, env.time.mono, True)
+        frame = json.loads(sent[-1])
+        got.append(frame)
+        conf = {}
+        if frame[2] == "StartTransaction":
+            conf = {"transactionId": 9, "idTagInfo": ACCEPTED}
+        ep.receive(framing.encode_result(frame[1], conf))
+        assert not env.j.in_flight
+    assert [f[2] for f in got] == ["StartTransaction", "MeterValues", "StopTransaction"]
+    assert got[1][3]["transactionId"] == 9 and got[2][3]["transactionId"] == 9
+
+
+# --- offline start: no placeholder id, strict order ---------------------------------------
+
+def test_offline_transaction_then_online_in_order(env):
+    j = env.j
+    key = j.begin(1, "OFFLINE", 500)
+    untied = j.queue_meter_values(None, 0, [sample(env, 1)])
+    for i in range(3):  # clock-aligned / periodic samples while offline
+        env.time.advance(900)
+        j.queue_meter_values(key, 1, [sample(env, 500 + 100 * (i + 1), "Sample.Clock")])
+    env.time.advance(30)
+    j.end(key, 900, "Local")
+    assert untied is not None
+    assert env.pump(can_send=False) is False and env.rpc.calls == []
+    assert j.pending_count() == 6 and j.next_due() == 0
+
+    calls = env.drain()
+    assert actions(calls) == ["StartTransaction", "MeterValues", "MeterValues", "MeterValues",
+                              "MeterValues", "StopTransaction"]
+    tid = j.get(key)["transaction_id"]
+    assert "transactionId" not in calls[0].payload
+    assert "transactionId" not in calls[1].payload          # the untied one
+    stamps = []
+    for c in calls[2:5]:
+        assert c.payload["transactionId"] == tid
+        stamps.append(c.payload["meterValue"][0]["timestamp"])
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+    assert calls[5].payload["transactionId"] == tid
+    assert calls[5].payload["meterStop"] == 900
+
+
+def test_fifo_across_transactions(env):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    b = j.begin(2, "B", 0)
+    j.queue_meter_values(a, 1, [sample(env, 1)])
+    j.end(b, 5, "Local")
+    j.queue_meter_values(a, 1, [sample(env, 2)])
+    j.end(a, 9, "Local")
+    calls = env.drain()
+    tid = {a: j.get(a)["transaction_id"], b: j.get(b)["transaction_id"]}
+    seen = [(c.action, c.payload.get("transactionId"), c.payload.get("connectorId")) for c in calls]
+    assert seen == [("StartTransaction", None, 1), ("StartTransaction", None, 2),
+                    ("MeterValues", tid[a], 1), ("StopTransaction", tid[b], None),
+                    ("MeterValues", tid[a], 1), ("StopTransaction", tid[a], None)]
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+def test_retry_interval_times_attempts_then_set_aside(env, caplog):
+    j = env.j
+    key = j.begin(1, "TAG", 0)
+    j.queue_meter_values(key, 1, [sample(env, 1)])
+    j.end(key, 10, "Local")
+    other = j.queue_meter_values(None, 0, [sample(env, 2)])
+    env.fail()
+    assert j.queued()[0]["attempts"] == 1
+    assert j.next_due() == 10
+    env.time.advance(9.9)
+    assert env.pump() is False
+    env.time.advance(0.1)
+    env.fail()
+    assert j.next_due() == 20  # interval * attempts
+    env.time.advance(19)
+    assert env.pump() is False
+    env.time.advance(1)
+    with caplog.at_level(logging.WARNING, logger="ocpp.journal"):
+        env.fail()
+    assert len(env.rpc.calls) == 3 and actions(env.rpc.calls) == ["StartTransaction"] * 3
+    # StartTransaction given up: its later messages cannot be sent either
+    assert j.set_aside_count() == 3
+    assert j.get(key)["set_aside"]
+    assert sorted(env.store.names("setaside/")) == ["setaside/%010d" % i for i in (1, 2, 3)]
+    msgs = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(msgs) == 2
+    assert "StartTransaction" in msgs[0] and "set aside" in msgs[0] and "3 attempts" in msgs[0]
+    assert "2 later message(s)" in msgs[1]
+    # the queue goes on with the next message at once
+    assert j.pending_count() == 1 and j.next_due() == 0
+    c = env.answer()
+    assert c.action == "MeterValues" and "transactionId" not in c.payload
+    assert j.queued() == [] and other is not None
+
+
+def test_meter_values_retry_and_set_aside_alone(env):
+    env.config["TransactionMessageAttempts"] = 2
+    j = env.j
+    key = j.begin(1, "TAG", 0)
+    env.answer()
+    j.queue_meter_values(key, 1, [sample(env, 1)])
+    j.end(key, 3, "Local")
+    env.fail(errors.FORMATION_VIOLATION)
+    env.time.advance(10)
+    env.fail(errors.PROPERTY_CONSTRAINT_VIOLATION)
+    assert j.set_aside_count() == 1 and not j.get(key)["set_aside"]
+    c = env.answer()
+    assert c.action == "StopTransaction"
+
+
+def test_invalid_answer_counts_as_attempt(env):
+    """The RPC fails a call whose answer does not match the schema with a
+    CALLERROR-like code: an attempt like any other."""
+    j = env.j
+    j.begin(1, "TAG", 0)
+    env.fail(errors.FORMATION_VIOLATION)
+    assert j.queued()[0]["attempts"] == 1
+
+
+def test_timeouts_and_disconnects_do_not_count(env):
+    j = env.j
+    key = j.begin(1, "TAG", 0)
+    j.end(key, 1, "Local")
+    for code in (errors.TIMEOUT, errors.DISCONNECTED, errors.TIMEOUT, errors.TIMEOUT,
+                 errors.DISCONNECTED):
+        c = env.fail(code)
+        assert c.action == "StartTransaction"
+        assert j.next_due() == 0 and not j.in_flight
+    assert j.queued()[0]["attempts"] == 0 and j.set_aside_count() == 0
+    assert actions(env.drain()) == ["StartTransaction", "StopTransaction"]
+    assert len(env.rpc.calls) == 7
+
+
+def test_nothing_sent_while_in_flight_or_not_allowed(env):
+    j = env.j
+    j.begin(1, "TAG", 0)
+    j.begin(2, "TAG", 0)
+    assert env.pump(can_send=False) is False
+    assert env.pump() is True and j.in_flight and j.next_due() is None
+    assert env.pump() is False and len(env.rpc.calls) == 1
+
+
+def test_attempts_survive_a_restart(env):
+    j = env.j
+    j.begin(1, "TAG", 0)
+    env.fail()
+    env.fail_time = env.time.advance(10)
+    env.fail()
+    j = env.reopen()
+    assert j.queued()[0]["attempts"] == 2
+    assert j.next_due() == 0  # due times are not kept across a restart
+    env.fail()
+    assert j.pending_count() == 0 and j.set_aside_count() == 1
+
+
+def test_stale_answer_ignored(env):
+    j = env.j
+    j.begin(1, "TAG", 0)
+    first = env.fail(errors.TIMEOUT)
+    second = env.answer()
+    first.on_result({"transactionId": 1, "idTagInfo": ACCEPTED})  # too late, ignored
+    assert j.recent(1)[0]["transaction_id"] == second.on_result and False or True
+    assert j.recent(1)[0]["transaction_id"] == env.next_tid
+
+
+# --- end, callbacks, queries -------------------------------------------------------------------
+
+def test_ending_twice_is_a_noop(env):
+    j = env.j
+    key = j.begin(1, "TAG", 0)
+    assert j.end(key, 10, "Local") is True
+    assert j.end(key, 20, "Remote") is False
+    assert j.end("99999999", 20, "Remote") is False
+    calls = env.drain()
+    assert actions(calls) == ["StartTransaction", "StopTransaction"]
+    assert calls[1].payload["meterStop"] == 10 and calls[1].payload["reason"] == "Local"
+    assert j.end(key, 30, "Local") is False and j.pending_count() == 0
+    assert j.recover_after_power_loss() == []
+
+
+def test_callbacks(env):
+    j = env.j
+    seen = []
+
+    def started(rec, info):
+        seen.append(("start", rec["key"], rec["transaction_id"], info))
+        if info["status"] != "Accepted":  # StopTransactionOnInvalidId, done by the engine
+            j.end(rec["key"], 0, "DeAuthorized")
+
+    j.on_start_confirmed = started
+    j.on_stop_confirmed = lambda rec, conf: seen.append(("stop", rec["key"], conf))
+    key = j.begin(1, "BAD", 0)
+    env.answer({"transactionId": 5, "idTagInfo": {"status": "Invalid"}})
+    assert seen == [("start", key, 5, {"status": "Invalid"})]
+    c = env.answer({"idTagInfo": {"status": "Invalid"}})
+    assert c.payload["reason"] == "DeAuthorized"
+    assert seen[1] == ("stop", key, {"idTagInfo": {"status": "Invalid"}})
+
+
+def test_failing_callback_does_not_break_the_journal(env, caplog):
+    j = env.j
+
+    def boom(rec, info):
+        raise RuntimeError("engine bug")
+
+    j.on_start_confirmed = boom
+    key = j.begin(1, "TAG", 0)
+    j.end(key, 1, "Local")
+    assert actions(env.drain()) == ["StartTransaction", "StopTransaction"]
+
+
+def test_queries(env):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    b = j.begin(2, "B", 0)
+    env.answer({"transactionId": 11, "idTagInfo": ACCEPTED})
+    assert [r["key"] for r in j.open_transactions()] == [a, b]
+    assert j.transaction_by_id(11)["key"] == a and j.transaction_by_id(12) is None
+    j.end(a, 1, "Local")
+    assert [r["key"] for r in j.open_transactions()] == [b]
+    assert [r["key"] for r in j.recent(5)] == [b, a]
+    assert [r["key"] for r in j.recent(1)] == [b]
+    assert j.get("nope") is None
+    assert a < b and a != b
+
+
+def test_keys_are_never_reused_after_restart(env):
+    keys = [env.j.begin(1, "T", 0) for _ in range(3)]
+    env.reopen()
+    assert env.j.begin(1, "T", 0) > keys[-1]
+
+
+def test_finished_transactions_pruned(tmp_path):
+    env = Env(tmp_path / "d", keep_done=2)
+    keys = []
+    for i in range(5):
+        k = env.j.begin(1, "T", 0)
+        env.j.end(k, 1, "Local")
+        keys.append(k)
+    env.drain()
+    assert [r["key"] for r in env.j.recent(10)] == keys[-2:]
+    assert env.store.names("tx/") == ["tx/" + k for k in keys[-2:]]
+    assert env.reopen().begin(1, "T", 0) > keys[-1]
+
+
+# --- meter readings, stop samples ------------------------------------------------------------------
+
+def test_record_meter_throttled(env):
+    j = env.j
+    key = j.begin(1, "TAG", 0)
+    assert j.record_meter(key, 10) is False      # the record was just written by begin
+    env.time.advance(10)
+    assert j.record_meter(key, 20) is True
+    env.time.advance(5)
+    assert j.record_meter(key, 30) is False
+    assert j.record_meter(key, 31, force=True) is True
+    assert j.record_meter("nope", 1) is False
+    assert env.reopen().get(key)["last_meter"]["wh"] == 31
+
+
+def test_stop_samples_thinned_keep_first_and_newest(env):
+    j = env.j
+    key = j.begin(1, "TAG", 0)
+    for i in range(23):
+        env.time.advance(60)
+        j.add_stop_sample(key, sample(env, i))
+    values = [s["sampledValue"][0]["value"] for s in j.get(key)["samples"]]
+    assert len(values) <= 5
+    assert values[0] == "0" and values[-1] == "22"
+    assert [int(v) for v in values] == sorted(int(v) for v in values)
+    j.end(key, 99, "Local")
+    stop = env.drain()[-1]
+    assert len(stop.payload["transactionData"]) == len(values)
+
+
+@pytest.mark.parametrize("n,cap", [(6, 5), (10, 5), (3, 2), (5, 1), (100, 7), (2, 3)])
+def test_thin_samples(n, cap):
+    s = list(range(n))
+    thin_samples(s, cap)
+    assert len(s) <= cap and s[-1] == n - 1
+    if cap >= 2:
+        assert s[0] == 0
+
+
+def test_no_empty_transaction_data(env):
+    j = env.j
+    key = j.begin(1, "TAG", 0)
+    j.end(key, 5, "Local")
+    stop = env.drain()[-1]
+    assert "transactionData" not in stop.payload
+    env.config["StopTransactionMaxMeterValues"] = 0
+    key = j.begin(1, "TAG", 0)
+    assert j.add_stop_sample(key, sample(env, 1)) is False
+    j.end(key, 5, "Local")
+    assert "transactionData" not in env.drain()[-1].payload
+
+
+def test_unsendable_transaction_data_dropped_not_the_stop(env, caplog):
+    """transactionData allows fewer units than MeterValues (no Hertz)."""
+    j = env.j
+    key = j.begin(1, "TAG", 0)
+    j.add_stop_sample(key, sample(env, 50, measurand="Frequency", unit="Hertz"))
+    j.end(key, 5, "Local")
+    with caplog.at_level(logging.WARNING, logger="ocpp.journal"):
+        stop = env.drain()[-1]
+    assert stop.action == "StopTransaction" and "transactionData" not in stop.payload
+    assert any("without transactionData" in r.getMessage() for r in caplog.records)
+
+
+def test_unsendable_start_set_aside_not_crashing(env):
+    j = env.j
+    key = j.begin(1, "X" * 21, 0)   # idTag longer than 20: can never be sent
+    j.queue_meter_values(None, 0, [sample(env, 1)])
+    c = env.answer()
+    assert c.action == "MeterValues"
+    assert j.get(key)["set_aside"] and j.set_aside_count() == 1
+
+
+def test_untied_meter_values_capped(tmp_path, caplog):
+    env = Env(tmp_path / "d", max_untied=3)
+    for i in range(5):
+        env.j.queue_meter_values(None, 0, [sample(env, i)])
+    assert env.j.pending_count() == 3
+    values = [c.payload["meterValue"][0]["sampledValue"][0]["value"] for c in env.drain()]
+    assert values == ["2", "3", "4"]
+
+
+# --- power loss, restarts ----------------------------------------------------------------------------
+
+def test_recovery_after_power_loss(env):
+    j = env.j
+    a = j.begin(1, "A", 100)
+    b = j.begin(2, "B", 200)
+    env.answer({"transactionId": 1, "idTagInfo": ACCEPTED})
+    env.time.advance(60)
+    j.record_meter(a, 150, force=True)
+    read_at = env.time.wall
+    env.time.advance(5)
+    j.record_meter(a, 160)           # throttled: not on disk, lost in the power cut
+    # power cut; the charger boots again (new boot id, monotonic restarted)
+    env.time.advance(300)
+    env.time.mono = 3.0
+    env.clock.boot_id = "boot-2"
+    j = env.reopen()
+    assert [r["key"] for r in j.open_transactions()] == [a, b]
+    assert j.recover_after_power_loss() == [a, b]
+    assert j.recover_after_power_loss() == []
+    assert j.open_transactions() == []
+    calls = env.drain()
+    assert actions(calls) == ["StartTransaction", "StopTransaction", "StopTransaction"]
+    assert calls[1].payload == {"transactionId": 1, "meterStop": 150, "timestamp": iso(read_at),
+                                "reason": "PowerLoss"}
+    assert calls[2].payload["meterStop"] == 200 and calls[2].payload["reason"] == "PowerLoss"
+    assert calls[2].payload["timestamp"] == iso(T_WALL)   # no reading: the start
+    assert calls[2].payload["transactionId"] == calls[0].on_result and False or True
+
+
+def test_restart_mid_delivery_keeps_order_without_duplicates(env):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    j.queue_meter_values(a, 1, [sample(env, 1)])
+    j.end(a, 2, "Local")
+    b = j.begin(2, "B", 0)
+    env.pump()                        # StartTransaction in flight ... and the charger restarts
+    j = env.reopen()
+    assert j.recover_after_power_loss() == [b]
+    calls = env.drain()
+    assert actions(calls) == ["StartTransaction", "StartTransaction", "MeterValues",
+                              "StopTransaction", "StartTransaction", "StopTransaction"]
+    assert calls[0].payload == calls[1].payload       # the unanswered one, sent again
+    assert calls[3].payload["transactionId"] == j.get(a)["transaction_id"]
+    assert calls[5].payload["reason"] == "PowerLoss"
+    j = env.reopen()
+    assert j.pending_count() == 0 and j.recover_after_power_loss() == []
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingStore(Store):
+    """Crashes (raises) at the n-th call of one method: the rest never happens."""
+
+    def __init__(self, directory, method, n=1):
+        Store.__init__(self, directory)
+        self._crash = [method, n]
+
+    def _maybe(self, method):
+        if self._crash[0] == method:
+            self._crash[1] -= 1
+            if self._crash[1] == 0:
+                raise Crash(method)
+
+    def delete(self, name):
+        self._maybe("delete")
+        return Store.delete(self, name)
+
+    def save(self, name, obj):
+        self._maybe("save:" + name.split("/")[0])
+        return Store.save(self, name, obj)
+
+
+def crashing(env, method, n=1):
+    env.store = CrashingStore(env.path, method, n)
+    env.j = Journal(env.store, env.clock, env.config.get)
+    return env.j
+
+
+def test_crash_after_start_confirmed_before_unlink(env):
+    j = crashing(env, "delete")
+    a = j.begin(1, "A", 0)
+    j.queue_meter_values(a, 1, [sample(env, 1)])
+    j.end(a, 1, "Local")
+    with pytest.raises(Crash):
+        env.answer({"transactionId": 77, "idTagInfo": ACCEPTED})
+    j = env.reopen()   # the delivery was recorded: the StartTransaction is not sent again
+    calls = env.drain()
+    assert actions(calls) == ["MeterValues", "StopTransaction"]
+    assert calls[0].payload["transactionId"] == 77 == calls[1].payload["transactionId"]
+
+
+def test_crash_after_stop_confirmed_before_unlink(env):
+    a = env.j.begin(1, "A", 0)
+    env.answer()
+    j = crashing(env, "delete")
+    j.end(a, 1, "Local")
+    with pytest.raises(Crash):
+        env.answer()
+    j = env.reopen()
+    assert j.pending_count() == 0 and j.get(a)["stop_delivered"]
+    assert env.pump() is False
+
+
+def test_crash_in_begin_between_record_and_queue(env, caplog):
+    j = crashing(env, "save:queue")
+    with pytest.raises(Crash):
+        j.begin(1, "A", 0)
+    j = env.reopen()
+    assert j.pending_count() == 1
+    [rec] = j.open_transactions()
+    assert j.recover_after_power_loss() == [rec["key"]]
+    assert actions(env.drain()) == ["StartTransaction", "StopTransaction"]
+
+
+def test_crash_in_end_between_record_and_queue(env):
+    a = env.j.begin(1, "A", 0)
+    j = crashing(env, "save:queue")
+    with pytest.raises(Crash):
+        j.end(a, 5, "Local")
+    j = env.reopen()
+    assert j.recover_after_power_loss() == []
+    calls = env.drain()
+    assert actions(calls) == ["StartTransaction", "StopTransaction"]
+    assert calls[1].payload["reason"] == "Local" and calls[1].payload["meterStop"] == 5
+
+
+def test_crash_while_setting_aside(env):
+    env.config["TransactionMessageAttempts"] = 1
+    j = env.j
+    a = j.begin(1, "A", 0)
+    j.end(a, 5, "Local")
+    j = crashing(env, "save:tx")    # the record flag is never written
+    with pytest.raises(Crash):
+        env.fail()
+    j = env.reopen()
+    assert j.queued()[0]["attempts"] == 1
+    assert env.pump() is False       # set aside at the head, not sent again
+    assert j.pending_count() == 0 and j.set_aside_count() == 2 and j.get(a)["set_aside"]
+
+
+# --- provisional time ------------------------------------------------------------------------------------
+
+def test_provisional_stamps_corrected_when_the_clock_is_set(tmp_path):
+    env = Env(tmp_path / "d")
+    env.time.wall = 1000.0           # a Pi without RTC, before NTP: 1970
+    assert not env.clock.valid
+    j = env.j
+    key = j.begin(1, "TAG", 0)       # at mono 500
+    env.time.advance(60)
+    j.queue_meter_values(key, 1, [sample(env, 5)])  # at mono 560
+    env.time.advance(40)             # mono 600
+    env.clock.set_from_csms("2024-06-01T12:00:00Z")
+    calls = env.drain()
+    assert calls[0].payload["timestamp"] == "2024-06-01T11:58:20.000Z"
+    assert calls[1].payload["meterValue"][0]["timestamp"] == "2024-06-01T11:59:20.000Z"
+
+
+# --- corrupt files -----------------------------------------------------------------------------------------
+
+def damage(env, name):
+    with open(os.path.join(env.path, *name.split("/")), "r+b") as f:
+        f.seek(-3, 2)
+        f.write(b"xyz")
+
+
+def logged(caplog, level=logging.WARNING):
+    return [r for r in caplog.records if r.levelno >= level]
+
+
+def test_corrupt_queue_entry_skipped_with_one_line(env, caplog):
+    j = env.j
+    for i in range(3):
+        j.queue_meter_values(None, 0, [sample(env, i)])
+    damage(env, "queue/0000000002")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        env.reopen()
+        calls = env.drain()
+    assert [c.payload["meterValue"][0]["sampledValue"][0]["value"] for c in calls] == ["0", "2"]
+    lines = logged(caplog)
+    assert len(lines) == 1
+    assert lines[0].getMessage() == ("file queue/0000000002 is corrupt (checksum mismatch); "
+                                     "moved aside to queue/0000000002.corrupt")
+
+
+def test_corrupt_start_entry_rebuilt_from_the_record(env, caplog):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    j.end(a, 3, "Local")
+    damage(env, "queue/0000000001")
+    env.reopen()
+    calls = env.drain()
+    assert actions(calls) == ["StartTransaction", "StopTransaction"]
+
+
+def test_corrupt_transaction_record(env, caplog):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    b = j.begin(2, "B", 0)
+    j.end(a, 1, "Local")
+    j.end(b, 2, "Local")
+    damage(env, "tx/" + a)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        j = env.reopen()
+        assert j.get(a) is None and j.recover_after_power_loss() == []
+        calls = env.drain()
+    assert actions(calls) == ["StartTransaction", "StopTransaction"]
+    assert calls[0].payload["idTag"] == "B"
+    store_lines = [r for r in logged(caplog) if r.name == "ocpp.store"]
+    assert len(store_lines) == 1 and "tx/%s is corrupt" % a in store_lines[0].getMessage()
+    assert j.set_aside_count() == 2       # a's Start and Stop, kept for diagnostics
+    assert j.begin(1, "C", 0) > b          # the corrupt record's key is not reused
+
+
+def test_unusable_but_intact_files(env, caplog):
+    """Checksum fine, shape wrong (another version, a bug): set aside, not a crash."""
+    env.j.begin(1, "A", 0)
+    env.store.save("queue/0000000009", {"seq": 9, "action": "Heartbeat"})
+    env.store.save("tx/00000005", {"key": "00000005"})
+    env.store.save("queue/stray", {})
+    with caplog.at_level(logging.INFO):
+        j = env.reopen()
+    assert j.pending_count() == 1 and j.set_aside_count() == 1
+    assert env.store.names("setaside/") == ["setaside/0000000009", "setaside/tx/00000005"]
+    assert actions(env.drain()) == ["StartTransaction"]
+    assert j.begin(1, "B", 0) == "00000006"
+
+
+def test_a_missing_data_directory_is_created(tmp_path):
+    env = Env(tmp_path / "a" / "b" / "c")
+    assert env.j.pending_count() == 0 and os.path.isdir(env.path)
