@@ -1,11 +1,19 @@
-"""`python -m firmware`: parse the flags, load the station config, run."""
+"""`python -m firmware`: parse the flags, load the station config, run.
+
+A Reset from the CSMS ends the run; the process then re-executes itself with
+the same arguments (same PID, fresh interpreter), as the bench contract says.
+"""
 
 import argparse
+import logging
+import os
 import signal
 import sys
 
 from firmware import logging_setup
 from firmware.station_config import HAL_KINDS, ConfigError, load
+
+log = logging.getLogger("firmware")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,19 +37,44 @@ def build_parser():
     return p
 
 
+def _fail(message):
+    print("firmware: error: %s" % message, file=sys.stderr)
+    return 2
+
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         cfg = load(args)
     except ConfigError as e:
-        print("firmware: error: %s" % e, file=sys.stderr)
-        return 2
+        return _fail(e)
     logging_setup.setup(cfg.log_level)
+    from firmware.hal_factory import build_hal
     from firmware.main_loop import Firmware
-    fw = Firmware(cfg)
+    hal = build_hal(cfg)
+    bench = None
+    if hal.bench is not None:
+        from hal_mocks.bench_server import BenchServer
+        bench = BenchServer(hal.bench, cfg.bench_port)
+        try:
+            bench.start()
+        except OSError as e:
+            hal.close()
+            return _fail("bench port %s on 127.0.0.1 is not usable: %s"
+                         % (cfg.bench_port, getattr(e, "strerror", None) or e))
+        log.info("bench control on 127.0.0.1:%d", bench.port)
+    fw = Firmware(cfg, hal)
+    if bench is not None:
+        bench.status_provider = lambda: fw.snapshot
     signal.signal(signal.SIGTERM, lambda *_: fw.stop())
     signal.signal(signal.SIGINT, lambda *_: fw.stop())
-    fw.run()
+    try:
+        restart = fw.run()
+    finally:
+        if bench is not None:
+            bench.stop()
+    if restart:
+        log.info("re-executing after a %s reset", restart)
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "firmware"] + sys.argv[1:])
     return 0

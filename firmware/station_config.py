@@ -43,6 +43,11 @@ class StationConfig:
                             "chargePointModel": "PiCharger-AC1"}
         self.log_level = "INFO"
         self.source = None  # the INI file, when one was read
+        # The station's hardware feature set (defaults: the reference KL4311-C).
+        self.connectors = 1
+        self.fixed_cable = True
+        self.max_current_a = 32.0
+        self.phases = 3
 
     def __repr__(self):
         return ("StationConfig(hal=%r, csms_url=%r, charge_point_id=%r, password=%s, "
@@ -102,6 +107,9 @@ def load(flags):
     cfg.data_dir = flags.data_dir or get("station", "data_dir")
     port = flags.bench_port if flags.bench_port is not None else get("bench", "port")
     cfg.log_level = (getattr(flags, "log_level", None) or get("station", "log_level") or "INFO").upper()
+    hw = {}
+    for option in ("connectors", "fixed_cable", "max_current", "phases"):
+        hw[option] = get("station", option)
     for option, field, limit in _BOOT_FIELDS:
         value = get("station", option)
         if value is not None:
@@ -135,6 +143,19 @@ def load(flags):
         if value is not None and len(value) > limit:
             raise ConfigError("[station] %s is longer than %d characters (OCPP %s)"
                               % (option, limit, field))
+    if hw["connectors"] is not None:
+        cfg.connectors = _int(hw["connectors"], "[station] connectors", 1, 8)
+    if hw["phases"] is not None:
+        cfg.phases = _int(hw["phases"], "[station] phases", 1, 3)
+        if cfg.phases == 2:
+            raise ConfigError("[station] phases must be 1 or 3")
+    if hw["max_current"] is not None:
+        cfg.max_current_a = float(_int(hw["max_current"], "[station] max_current", 6, 80))
+    if hw["fixed_cable"] is not None:
+        flag = hw["fixed_cable"].lower()
+        if flag not in ("yes", "no", "true", "false"):
+            raise ConfigError("[station] fixed_cable must be yes or no, not %r" % hw["fixed_cable"])
+        cfg.fixed_cable = flag in ("yes", "true")
     if cfg.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log level %r: choose DEBUG, INFO, WARNING or ERROR" % cfg.log_level)
     if not cfg.data_dir:

@@ -3,9 +3,15 @@ CALLERROR [4, id, code, description, details].
 
 decode() never raises on bad input: it returns a Frame, or a BadFrame that says
 whether (and how) the peer can be answered.
+
+JSON goes through CPython's C accelerator (_json) directly when it is there: the
+`json` package would pull in `re` (about 1 MiB resident) for nothing we use, and
+json.loads/dumps with keyword arguments build a new decoder/encoder per call.
+Elsewhere (PyPy, other builds) the public `json` module does the same work with
+the same settings, so the output is identical either way.
 """
 
-import json
+from ocpp_core.errors import FORMATION_VIOLATION, PROTOCOL_ERROR
 
 CALL = 2
 CALLRESULT = 3
@@ -15,6 +21,7 @@ MAX_FRAME_CHARS = 65536   # far larger than any legitimate 1.6 message
 MAX_ID_CHARS = 36         # OCPP-J 1.6 section 4.1.3
 
 _DUMPS_SEPARATORS = (",", ":")
+_JSON_WHITESPACE = " \t\n\r"   # what json.loads skips around the value
 
 
 def _reject_constant(name):
@@ -28,6 +35,70 @@ def _finite_float(text):
     value = float(text)
     if value - value != 0:
         raise ValueError("%s is out of range" % text)
+    return value
+
+
+def _not_serializable(o):
+    # json.JSONEncoder.default, word for word
+    raise TypeError("Object of type %s is not JSON serializable" % o.__class__.__name__)
+
+
+class _DecoderSettings:
+    """What json.JSONDecoder(parse_constant=..., parse_float=...) hands its scanner."""
+
+    def __init__(self):
+        self.strict = True
+        self.object_hook = None
+        self.object_pairs_hook = None
+        self.parse_float = _finite_float
+        self.parse_int = int
+        self.parse_constant = _reject_constant
+
+
+def _c_codec():
+    """(scan_once, encode) from _json, checked on a sample; None if unusable."""
+    try:
+        import _json
+        scan_once = _json.make_scanner(_DecoderSettings())
+        make_encoder, escape = _json.make_encoder, _json.encode_basestring_ascii
+
+        def encode(obj):
+            # A fresh `markers` dict per call (circular-reference check): a
+            # failed encode leaves entries behind, so it cannot be shared.
+            return "".join(make_encoder({}, _not_serializable, escape, None, ":", ",",
+                                        False, False, True)(obj, 0))
+
+        sample = '[3,"\\u00e9",{"a":[1.5,null,false]}]'
+        value = [3, "\u00e9", {"a": [1.5, None, False]}]
+        if scan_once(sample + " ", 0) != (value, len(sample)) or encode(value) != sample:
+            return None
+        return scan_once, encode
+    except Exception:
+        return None
+
+
+def _py_codec():
+    import json
+    scan_once = json.JSONDecoder(parse_constant=_reject_constant,
+                                 parse_float=_finite_float).scan_once
+    return scan_once, json.JSONEncoder(separators=_DUMPS_SEPARATORS).encode
+
+
+_scan_once, _encode = _c_codec() or _py_codec()
+
+
+def _loads(text):
+    """json.loads(text, parse_constant=..., parse_float=...) for a str, minus the
+    per-call decoder. Raises ValueError (or RecursionError) on bad input."""
+    start = 0
+    if text[:1] in _JSON_WHITESPACE:   # "" is in any string: handled by the scanner
+        start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
+    try:
+        value, end = _scan_once(text, start)
+    except StopIteration:  # nothing that starts a JSON value
+        raise ValueError("expecting a value")
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        raise ValueError("extra data")
     return value
 
 
@@ -79,7 +150,6 @@ def _recover_call_id(text):
 
 def decode(text):
     """Text of one websocket message -> Frame or BadFrame."""
-    from ocpp_core.errors import FORMATION_VIOLATION, PROTOCOL_ERROR
     if isinstance(text, (bytes, bytearray)):
         try:
             text = text.decode("utf-8")
@@ -89,7 +159,7 @@ def decode(text):
         return BadFrame("frame of %d characters exceeds the %d limit" % (len(text), MAX_FRAME_CHARS),
                         _recover_call_id(text), FORMATION_VIOLATION)
     try:
-        msg = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        msg = _loads(text)
     except ValueError:
         return BadFrame("not valid JSON", _recover_call_id(text), FORMATION_VIOLATION)
     except RuntimeError:  # RecursionError: arrays/objects nested too deeply
@@ -119,14 +189,13 @@ def decode(text):
 
 
 def encode_call(msg_id, action, payload):
-    return json.dumps([CALL, msg_id, action, payload], separators=_DUMPS_SEPARATORS)
+    return _encode([CALL, msg_id, action, payload])
 
 
 def encode_result(msg_id, payload):
-    return json.dumps([CALLRESULT, msg_id, payload], separators=_DUMPS_SEPARATORS)
+    return _encode([CALLRESULT, msg_id, payload])
 
 
 def encode_error(msg_id, code, description="", details=None):
-    return json.dumps([CALLERROR, msg_id, code, description[:255],
-                       details if details is not None else {}],
-                      separators=_DUMPS_SEPARATORS)
+    return _encode([CALLERROR, msg_id, code, description[:255],
+                    details if details is not None else {}])

@@ -219,7 +219,9 @@ class Journal:
 
     def _requeue_missing(self):
         """Queue a StartTransaction/StopTransaction the record needs but the queue
-        lacks (a crash between saving the record and queuing, or a corrupt entry)."""
+        lacks (a crash between saving the record and queuing, or a corrupt entry).
+        A rebuilt StartTransaction goes just before the transaction's first queued
+        message (the corrupt file's number is free there), else at the tail."""
         starts = set(q[2] for q in self._queue if q[1] == START)
         stops = set(q[2] for q in self._queue if q[1] == STOP)
         for key in sorted(self._tx):
@@ -228,25 +230,42 @@ class Journal:
                 continue
             if rec["transaction_id"] is None and key not in starts:
                 log.warning("StartTransaction of transaction %s was not queued; queued now", key)
-                self._enqueue(START, key)
+                self._enqueue(START, key, seq=self._slot_before(key))
             if rec["stop"] is not None and not rec["stop_delivered"] and key not in stops:
                 log.warning("StopTransaction of transaction %s was not queued; queued now", key)
                 self._enqueue(STOP, key)
+
+    def _slot_before(self, key):
+        """A free sequence number just before the first queued message of key, or
+        None (= the tail)."""
+        prev = 0
+        for seq, _action, k in self._queue:
+            if k == key:
+                slot = seq - 1
+                if slot > prev and not self.store.exists(_seq_name(ASIDE, slot)):
+                    return slot
+                return None
+            prev = seq
+        return None
 
     # --- files ----------------------------------------------------------------------------
     def _save_tx(self, rec):
         self.store.save(TX + rec["key"], rec)
         self._meter_saved[rec["key"]] = self._now()
 
-    def _enqueue(self, action, key, connector_id=None, meter_value=None):
-        seq = self._next_seq
-        self._next_seq += 1
+    def _enqueue(self, action, key, connector_id=None, meter_value=None, seq=None):
+        if seq is None:
+            seq = self._next_seq
+            self._next_seq += 1
         entry = {"seq": seq, "action": action, "key": key, "attempts": 0}
         if action == METER:
             entry["connector_id"] = connector_id
             entry["meter_value"] = meter_value
         self.store.save(_seq_name(QUEUE, seq), entry)
-        self._queue.append([seq, action, key])
+        i = len(self._queue)
+        while i > 0 and self._queue[i - 1][0] > seq:
+            i -= 1
+        self._queue.insert(i, [seq, action, key])
         return seq
 
     def _unindex(self, seq):
@@ -282,23 +301,23 @@ class Journal:
         return entry
 
     def _set_aside(self, seq, action, key, reason):
-        log.error("%s %010d (transaction %s) set aside: %s", action, seq, key, reason)
+        """Give up on a message: moved to setaside/ (one log line). A StartTransaction
+        takes its transaction's later messages with it: without a transactionId
+        they cannot be sent."""
+        later = []
+        if action == START and key is not None:
+            later = [q[0] for q in self._queue if q[2] == key and q[0] != seq
+                     and q[0] != self._flight]
+        log.error("%s %010d (transaction %s) set aside: %s%s", action, seq, key, reason,
+                  "; with %d later message(s) of it" % len(later) if later else "")
         rec = self._tx.get(key) if key is not None else None
         if rec is not None and action in (START, STOP) and not rec["set_aside"]:
             rec["set_aside"] = True
             self._save_tx(rec)
-        self._move(_seq_name(QUEUE, seq), _seq_name(ASIDE, seq))
-        self._unindex(seq)
-        self._aside += 1
-        if action == START and key is not None:
-            later = [q[0] for q in self._queue if q[2] == key and q[0] != self._flight]
-            for s in later:
-                self._move(_seq_name(QUEUE, s), _seq_name(ASIDE, s))
-                self._unindex(s)
-                self._aside += 1
-            if later:
-                log.error("%d later message(s) of transaction %s set aside with it",
-                          len(later), key)
+        for s in [seq] + later:
+            self._move(_seq_name(QUEUE, s), _seq_name(ASIDE, s))
+            self._unindex(s)
+            self._aside += 1
 
     # --- transactions -------------------------------------------------------------------
     def begin(self, connector_id, id_tag, meter_start, reservation_id=None):
@@ -486,11 +505,15 @@ class Journal:
             try:
                 rpc.call(action, payload, self._result_handler(seq, action, key),
                          self._error_handler(seq, action, key))
-            except ValueError as e:
+            except ValueError as e:  # the RPC refused the payload: it never will take it
                 if self._flight == seq:
                     self._flight = None
                 self._set_aside(seq, action, key, "cannot be sent: %s" % e)
                 continue
+            except Exception:
+                if self._flight == seq:
+                    self._flight = None  # not stuck "in flight": tried again next time
+                raise
             return True
         return False
 

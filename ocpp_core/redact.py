@@ -3,18 +3,70 @@
 The only secret an OCPP 1.6 frame carries is the AuthorizationKey (the basic-auth
 password) in ChangeConfiguration/GetConfiguration; its value is masked wherever
 the key's name appears in a frame.
-"""
 
-import re
+Every `"value": "<string>"` member of such a frame is masked. A hand-written
+scan, not `re`: that module alone costs about 1 MiB of resident memory. It
+matches what the regular expression ("value"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*" would:
+Unicode whitespace around the colon, and in the string any character but '"'
+and '\\', or '\\' followed by any character but a newline.
+"""
 
 SECRET_KEYS = ("AuthorizationKey",)
 MASK = "***"
-_VALUE = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*"')
+_NAME = '"value"'
+
+
+def _masked_end(text, start):
+    """If a '"value": "..."' member starts at `start` (at its name), return
+    (index of the string's opening quote, index just past its closing quote);
+    else None."""
+    n = len(text)
+    i = start + len(_NAME)
+    while i < n and text[i].isspace():
+        i += 1
+    if i >= n or text[i] != ":":
+        return None
+    i += 1
+    while i < n and text[i].isspace():
+        i += 1
+    if i >= n or text[i] != '"':
+        return None
+    quote = i
+    i += 1
+    while i < n:
+        c = text[i]
+        if c == '"':
+            return quote, i + 1
+        if c == "\\":
+            if i + 1 >= n or text[i + 1] == "\n":
+                return None
+            i += 2
+        else:
+            i += 1
+    return None
 
 
 def redact_frame(text):
     folded = text.lower()  # configuration keys are CiString50Type: case-insensitive
     for key in SECRET_KEYS:
         if key.lower() in folded:
-            return _VALUE.sub(r'\1"' + MASK + '"', text)
-    return text
+            break
+    else:
+        return text
+    out = []
+    done = 0    # text[:done] is in `out`
+    pos = text.find(_NAME)
+    while pos >= 0:
+        found = _masked_end(text, pos)
+        if found is None:
+            pos = text.find(_NAME, pos + 1)
+            continue
+        quote, end = found
+        out.append(text[done:quote])
+        out.append('"' + MASK + '"')
+        done = end
+        pos = text.find(_NAME, end)
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)

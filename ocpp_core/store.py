@@ -148,11 +148,7 @@ class Store:
             return
         if not _is_dir(self._path(rel_dir)):
             if rel_dir == "":
-                parent = self.directory.rpartition("/")[0]
-                if parent and not _is_dir(parent):
-                    os.makedirs(parent)
-                os.mkdir(self.directory)
-                self._fsync_dir(parent or ".")
+                self._make_root(self.directory)
             else:
                 parent = rel_dir.rpartition("/")[0]
                 self._make_dirs(parent)
@@ -163,6 +159,17 @@ class Store:
                         raise
                 self._fsync_dir(self._path(parent))
         self._known_dirs.add(rel_dir)
+
+    def _make_root(self, path):
+        parent = path.rpartition("/")[0]
+        if parent and not _is_dir(parent):
+            self._make_root(parent)
+        try:
+            os.mkdir(path)
+        except OSError as e:
+            if _errno(e) != errno.EEXIST:
+                raise
+        self._fsync_dir(parent or ".")
 
     def _clean_temp(self, rel_dir):
         removed = 0

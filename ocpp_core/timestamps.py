@@ -46,14 +46,68 @@ def format_utc(epoch_seconds):
     return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (y, m, d, hh, mm, ss, ms)
 
 
-def _num(text, start, count):
-    value = 0
-    for i in range(start, start + count):
-        c = text[i]
-        if c not in _DIGITS:
-            raise ValueError
-        value = value * 10 + (ord(c) - 48)
-    return value
+# "00".."99" -> 0..99: one lookup both checks for two ASCII digits and reads them
+# (int() alone would also take " 1", "+1", "1_0" or "\u0663").
+_TWO_DIGITS = {}
+for _i in range(100):
+    _TWO_DIGITS["%02d" % _i] = _i
+del _i
+
+
+def _parts(text):
+    """RFC 3339 date-time -> (year, month, day, hour, minute, second, fraction
+    text ('' or '.ddd'), offset seconds), or None if it is not one.
+
+    Slices and table lookups instead of a loop over characters: this runs for
+    every date-time field of every message."""
+    n = len(text)
+    if n < 20 or text[4] != "-" or text[7] != "-" or text[10] not in "Tt" \
+            or text[13] != ":" or text[16] != ":":
+        return None
+    two = _TWO_DIGITS.get
+    century = two(text[0:2])
+    year = two(text[2:4])
+    month = two(text[5:7])
+    day = two(text[8:10])
+    hour = two(text[11:13])
+    minute = two(text[14:16])
+    second = two(text[17:19])
+    if century is None or year is None or month is None or day is None or hour is None \
+            or minute is None or second is None:
+        return None
+    last = text[-1]
+    if last == "Z" or last == "z":
+        zone = n - 1
+        offset = 0
+    else:
+        zone = n - 6   # "+hh:mm"
+        if zone < 19 or text[n - 3] != ":":
+            return None
+        oh = two(text[n - 5:n - 3])
+        om = two(text[n - 2:])
+        if oh is None or om is None or oh > 23 or om > 59:
+            return None
+        sign = text[zone]
+        if sign == "+":
+            offset = oh * 3600 + om * 60
+        elif sign == "-":
+            offset = -(oh * 3600 + om * 60)
+        else:
+            return None
+    if zone == 19:
+        fraction = ""
+    else:
+        fraction = text[19:zone]
+        if fraction[0] != "." or len(fraction) == 1 or fraction[1:].strip(_DIGITS):
+            return None
+    year += century * 100
+    if year == 0 or not 1 <= month <= 12 or hour > 23 or minute > 59 or second > 59:
+        return None
+    if day > 28 or day == 0:
+        max_day = 29 if (month == 2 and _is_leap(year)) else _DAYS_IN_MONTH[month - 1]
+        if not 1 <= day <= max_day:
+            return None
+    return year, month, day, hour, minute, second, fraction, offset
 
 
 def parse_rfc3339(text):
@@ -65,52 +119,14 @@ def parse_rfc3339(text):
     """
     if not isinstance(text, str):
         raise ValueError("not a string")
-    try:
-        n = len(text)
-        if n < 20 or text[4] != "-" or text[7] != "-" or text[10] not in "Tt" \
-                or text[13] != ":" or text[16] != ":":
-            raise ValueError
-        year = _num(text, 0, 4)
-        month = _num(text, 5, 2)
-        day = _num(text, 8, 2)
-        hour = _num(text, 11, 2)
-        minute = _num(text, 14, 2)
-        second = _num(text, 17, 2)
-        i = 19
-        fraction = 0.0
-        if text[i] == ".":
-            j = i + 1
-            while j < n and text[j] in _DIGITS:
-                j += 1
-            if j == i + 1:
-                raise ValueError
-            fraction = float("0" + text[i:j])
-            i = j
-        zone = text[i:]
-        if zone in ("Z", "z"):
-            offset = 0
-        elif len(zone) == 6 and zone[0] in "+-" and zone[3] == ":":
-            oh = _num(zone, 1, 2)
-            om = _num(zone, 4, 2)
-            if oh > 23 or om > 59:
-                raise ValueError
-            offset = (oh * 3600 + om * 60) * (1 if zone[0] == "+" else -1)
-        else:
-            raise ValueError
-        if year == 0 or not 1 <= month <= 12 or hour > 23 or minute > 59 or second > 59:
-            raise ValueError
-        max_day = 29 if (month == 2 and _is_leap(year)) else _DAYS_IN_MONTH[month - 1]
-        if not 1 <= day <= max_day:
-            raise ValueError
-    except (ValueError, IndexError):
+    parts = _parts(text)
+    if parts is None:
         raise ValueError("not an RFC 3339 date-time: %r" % (text[:40],))
+    year, month, day, hour, minute, second, fraction, offset = parts
+    fraction = float("0" + fraction) if fraction else 0.0
     days = _days_from_civil(year, month, day)
     return days * 86400 + hour * 3600 + minute * 60 + second + fraction - offset
 
 
 def is_rfc3339(text):
-    try:
-        parse_rfc3339(text)
-        return True
-    except ValueError:
-        return False
+    return isinstance(text, str) and _parts(text) is not None

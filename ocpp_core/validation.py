@@ -13,6 +13,15 @@ How a failed rule maps to a CALLERROR code (OCPP-J 1.6 section 4.2.3):
   missing required field, too few array items .. OccurenceConstraintViolation
   wrong JSON type ............................... TypeConstraintViolation
   enum, maxLength, multipleOf, date-time, uri ... PropertyConstraintViolation
+
+Two walkers share these rules. The fast one is compiled once per spec (on first
+use) into a small tree of closures that only answers valid / not valid, with no
+field paths and no messages; object fields that need a single test (a type,
+a maxLength, an enum) are checked inline, without a call each. Only when it
+says "not valid" (or trips over a value, e.g. an unhashable one) does _check,
+the reference walker, go over the payload again to find the first broken rule
+and name its path. So a valid payload costs one fast pass, and every Violation
+is exactly what _check reports.
 """
 
 from ocpp_core import errors
@@ -150,15 +159,181 @@ def _check(node, value, path):
         raise ValueError("unknown spec node %r" % (kind,))
 
 
+# --- the fast walker ------------------------------------------------------------------
+#
+# A compiled check is a function value -> truthy if valid. On invalid input it
+# returns something falsy or raises: either way _check then decides. It must
+# never accept what _check refuses.
+#
+# Inside an object, each field's test is a pair (code, argument), checked inline:
+#   _STRING, n        a string of at most n characters (n = _NO_LIMIT: any)
+#   _ENUM, values     a string among the frozenset `values`
+#   _TYPE, t          exactly of type t (int, bool)
+#   _CALL, check      a compiled check: objects, arrays, formats, numbers
+
+_STRING, _ENUM, _TYPE, _CALL = 1, 2, 3, 4
+_NO_LIMIT = 1 << 62
+
+
+def _is_date_time(value):
+    return type(value) is str and is_rfc3339(value)
+
+
+def _is_uri_string(value):
+    return type(value) is str and is_uri(value)
+
+
+def _is_number(value):
+    return type(value) is int or type(value) is float
+
+
+def _number_check(step):
+    if not step:
+        return _is_number
+    sm, se = _decimal_parts(step)
+    if se >= 0:
+        return lambda value: _is_number(value) and _is_multiple(value, step)
+    digits = -se
+
+    def check(value):
+        # _is_multiple, with the step's decimal parts worked out once and, for
+        # a float with at most `digits` decimals (as JSON usually spells a
+        # limit), no exponent arithmetic.
+        t = type(value)
+        if t is int:
+            return value * 10 ** digits % sm == 0
+        if t is not float:
+            return False
+        text = repr(value)
+        dot = text.find(".")
+        if dot > 0 and "e" not in text and len(text) - dot - 1 <= digits:
+            fraction = text[dot + 1:]
+            return int(text[:dot] + fraction + "0" * (digits - len(fraction))) % sm == 0
+        return _is_multiple(value, step)
+    return check
+
+
+def _test_of(node):
+    """The (code, argument) test of a spec node."""
+    kind = node[0]
+    if kind == "s":
+        max_length, enum, fmt = node[1], node[2], node[3]
+        if fmt is None:
+            if enum is None:
+                return _STRING, max_length or _NO_LIMIT
+            if not max_length or max(len(e) for e in enum) <= max_length:
+                return _ENUM, frozenset(enum)
+        elif enum is None and not max_length:
+            return _CALL, _is_date_time if fmt == "date-time" else _is_uri_string
+        # not in OCPP 1.6 (enum and maxLength, or format and more): the reference
+        return _CALL, lambda value: _check(node, value, "") is None
+    if kind == "i":
+        return _TYPE, int
+    if kind == "b":
+        return _TYPE, bool
+    if kind == "n":
+        return _CALL, _number_check(node[1])
+    if kind == "o":
+        return _CALL, _object_check(node[1], node[2])
+    if kind == "a":
+        return _CALL, _array_check(node[1], node[2])
+    raise ValueError("unknown spec node %r" % (kind,))
+
+
+def _as_function(test):
+    """A (code, argument) test as one function."""
+    code, arg = test
+    if code == _STRING:
+        return lambda value: type(value) is str and len(value) <= arg
+    if code == _ENUM:
+        return lambda value: type(value) is str and value in arg
+    if code == _TYPE:
+        return lambda value: type(value) is arg
+    return arg
+
+
+def _object_check(props, required):
+    tests = {name: _test_of(node) for name, node in props.items()}
+    required = tuple(required)
+    if not tests:
+        return lambda value: type(value) is dict and not value
+
+    def check(value):
+        if type(value) is not dict:
+            return False
+        for name in required:
+            if name not in value:
+                return False
+        for name, item in value.items():
+            code, arg = tests[name]          # KeyError: an unknown field
+            if code == _ENUM:
+                if type(item) is not str or item not in arg:
+                    return False
+            elif code == _STRING:
+                if type(item) is not str or len(item) > arg:
+                    return False
+            elif code == _TYPE:
+                if type(item) is not arg:
+                    return False
+            elif not arg(item):
+                return False
+        return True
+    return check
+
+
+def _array_check(item_node, min_items):
+    code, arg = _test_of(item_node)
+    if code == _STRING:
+        def check(value):
+            if type(value) is not list or len(value) < min_items:
+                return False
+            for item in value:
+                if type(item) is not str or len(item) > arg:
+                    return False
+            return True
+        return check
+    test = _as_function((code, arg))
+
+    def check(value):
+        if type(value) is not list or len(value) < min_items:
+            return False
+        for item in value:
+            if not test(item):
+                return False
+        return True
+    return check
+
+
+_compiled = {}   # id(spec) -> (spec, check); holding spec keeps its id unique
+
+
+def _fast_check(spec):
+    entry = _compiled.get(id(spec))
+    if entry is None or entry[0] is not spec:
+        try:
+            check = _as_function(_test_of(spec))
+        except Exception:  # a malformed spec: let _check report it, as before
+            check = None
+        entry = _compiled[id(spec)] = (spec, check)
+    return entry[1]
+
+
 def validate(spec, payload):
     """Raise Violation for the first rule the payload breaks; return None if valid."""
+    check = _fast_check(spec)
+    if check is not None:
+        try:
+            if check(payload):
+                return None
+        except Exception:
+            pass
     _check(spec, payload, "")
 
 
 def first_violation(spec, payload):
     """The first Violation, or None: for callers that prefer a value to an exception."""
     try:
-        _check(spec, payload, "")
+        validate(spec, payload)
     except Violation as v:
         return v
     return None

@@ -74,3 +74,44 @@ def firmware(tmp_path):
     yield start
     for fw in started:
         fw.stop(signal.SIGKILL)
+
+
+def bench_port_of(fw, timeout=10):
+    """The bench port the firmware bound (it was started with --bench-port 0)."""
+    import re
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"bench control on 127\.0\.0\.1:(\d+)", fw.log())
+        if m:
+            return int(m.group(1))
+        if fw.proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise AssertionError("no bench port in the firmware log:\n" + fw.log()[-2000:])
+
+
+class Bench:
+    """The bench control socket, as a tester drives it."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def __call__(self, cmd, **args):
+        from hal_mocks.bench import bench_request
+        args["cmd"] = cmd
+        reply = bench_request(self.port, args)
+        assert reply.get("ok") is True, reply
+        return reply
+
+    def status(self):
+        return self("status")
+
+    def wait(self, predicate, timeout=10, what="bench condition"):
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.status()
+            if predicate(s):
+                return s
+            if time.monotonic() > deadline:
+                raise AssertionError("%s not reached; status: %r" % (what, s))
+            time.sleep(0.05)   # the bench protocol has no push notifications

@@ -73,7 +73,7 @@ class OcppCsms:
         self.next_transaction_id = 1
         self.port = None
         self._cond = threading.Condition()
-        self._consumed = 0
+        self._consumed = set()           # indexes of received records already waited for
         self._cps = {}
         self._loop = None
         self._thread = None
@@ -205,19 +205,21 @@ class OcppCsms:
             return self.connections[-1]
 
     def wait_for(self, action, timeout=10, predicate=None):
-        """The next CALL of `action` not consumed yet (in arrival order)."""
+        """The oldest CALL of `action` (matching `predicate`) not waited for yet."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for i in range(self._consumed, len(self.received)):
+                for i in range(len(self.received)):
                     cp_id, act, payload, t = self.received[i]
-                    if act == action and (predicate is None or predicate(payload)):
-                        self._consumed = i + 1
+                    if i not in self._consumed and act == action and \
+                            (predicate is None or predicate(payload)):
+                        self._consumed.add(i)
                         return payload
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    seen = [r[1] for r in self.received[self._consumed:]]
-                    raise AssertionError("no %s within %s s (since then: %s)" % (action, timeout, seen))
+                    seen = [r[1] for i, r in enumerate(self.received) if i not in self._consumed]
+                    raise AssertionError("no %s within %s s (not yet waited for: %s)"
+                                         % (action, timeout, seen))
                 self._cond.wait(left)
 
     def actions(self):

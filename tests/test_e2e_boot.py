@@ -56,11 +56,11 @@ def test_basic_auth_password_is_sent_and_never_logged(ocpp_csms, firmware):
 
 def test_wrong_password_is_refused_and_retried(ocpp_csms, firmware):
     ocpp_csms.password = "right"
-    fw = firmware(ocpp_csms.url, extra=["--password", "wrong"])
+    fw = firmware(ocpp_csms.url, extra=["--password", "Qx9-not-the-one"])
     fw.wait_log("401")
     assert fw.proc.poll() is None
     assert ocpp_csms.received == []
-    assert "wrong" not in fw.log().replace("wrong password", "")
+    assert "Qx9-not-the-one" not in fw.log()
 
 
 class RawCsms:
@@ -128,7 +128,8 @@ def test_bad_frames_from_the_csms_get_errors_and_the_link_stays_up(raw_csms, fir
     answers = {}
     while len(answers) < sum(1 for _, e in cases if e):
         msg = raw_csms.next()
-        answers[msg[1]] = msg
+        if msg[0] in (3, 4):       # the charge point's own CALLs go unanswered here
+            answers[msg[1]] = msg
     for text, expect in cases:
         if expect is None:
             continue

@@ -273,9 +273,8 @@ def test_retry_interval_times_attempts_then_set_aside(env, caplog):
     assert j.get(key)["set_aside"]
     assert sorted(env.store.names("setaside/")) == ["setaside/%010d" % i for i in (1, 2, 3)]
     msgs = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(msgs) == 2
-    assert "StartTransaction" in msgs[0] and "set aside" in msgs[0] and "3 attempts" in msgs[0]
-    assert "2 later message(s)" in msgs[1]
+    assert msgs == ["StartTransaction 0000000001 (transaction %s) set aside: InternalError after "
+                    "3 attempts (it failed); with 2 later message(s) of it" % key]
     # the queue goes on with the next message at once
     assert j.pending_count() == 1 and j.next_due() == 0
     c = env.answer()
@@ -321,6 +320,18 @@ def test_timeouts_and_disconnects_do_not_count(env):
     assert len(env.rpc.calls) == 7
 
 
+def test_rpc_failure_does_not_leave_a_message_in_flight(env):
+    class Broken:
+        def call(self, *a, **kw):
+            raise RuntimeError("link object broken")
+
+    env.j.begin(1, "TAG", 0)
+    with pytest.raises(RuntimeError):
+        env.j.pump(Broken(), env.time.mono, True)
+    assert not env.j.in_flight
+    assert env.answer().action == "StartTransaction"
+
+
 def test_nothing_sent_while_in_flight_or_not_allowed(env):
     j = env.j
     j.begin(1, "TAG", 0)
@@ -334,7 +345,7 @@ def test_attempts_survive_a_restart(env):
     j = env.j
     j.begin(1, "TAG", 0)
     env.fail()
-    env.fail_time = env.time.advance(10)
+    env.time.advance(10)
     env.fail()
     j = env.reopen()
     assert j.queued()[0]["attempts"] == 2
@@ -347,9 +358,8 @@ def test_stale_answer_ignored(env):
     j = env.j
     j.begin(1, "TAG", 0)
     first = env.fail(errors.TIMEOUT)
-    second = env.answer()
+    env.answer()
     first.on_result({"transactionId": 1, "idTagInfo": ACCEPTED})  # too late, ignored
-    assert j.recent(1)[0]["transaction_id"] == second.on_result and False or True
     assert j.recent(1)[0]["transaction_id"] == env.next_tid
 
 
@@ -428,7 +438,7 @@ def test_finished_transactions_pruned(tmp_path):
         env.j.end(k, 1, "Local")
         keys.append(k)
     env.drain()
-    assert [r["key"] for r in env.j.recent(10)] == keys[-2:]
+    assert [r["key"] for r in env.j.recent(10)] == [keys[-1], keys[-2]]
     assert env.store.names("tx/") == ["tx/" + k for k in keys[-2:]]
     assert env.reopen().begin(1, "T", 0) > keys[-1]
 
@@ -542,7 +552,7 @@ def test_recovery_after_power_loss(env):
                                 "reason": "PowerLoss"}
     assert calls[2].payload["meterStop"] == 200 and calls[2].payload["reason"] == "PowerLoss"
     assert calls[2].payload["timestamp"] == iso(T_WALL)   # no reading: the start
-    assert calls[2].payload["transactionId"] == calls[0].on_result and False or True
+    assert calls[2].payload["transactionId"] == env.next_tid
 
 
 def test_restart_mid_delivery_keeps_order_without_duplicates(env):
@@ -554,7 +564,8 @@ def test_restart_mid_delivery_keeps_order_without_duplicates(env):
     env.pump()                        # StartTransaction in flight ... and the charger restarts
     j = env.reopen()
     assert j.recover_after_power_loss() == [b]
-    calls = env.drain()
+    env.drain()
+    calls = env.rpc.calls
     assert actions(calls) == ["StartTransaction", "StartTransaction", "MeterValues",
                               "StopTransaction", "StartTransaction", "StopTransaction"]
     assert calls[0].payload == calls[1].payload       # the unanswered one, sent again
@@ -703,14 +714,21 @@ def test_corrupt_queue_entry_skipped_with_one_line(env, caplog):
                                      "moved aside to queue/0000000002.corrupt")
 
 
-def test_corrupt_start_entry_rebuilt_from_the_record(env, caplog):
+def test_corrupt_start_entry_rebuilt_from_the_record_in_its_place(env, caplog):
     j = env.j
-    a = j.begin(1, "A", 0)
-    j.end(a, 3, "Local")
-    damage(env, "queue/0000000001")
+    b = j.begin(2, "B", 0)                       # queue/1
+    a = j.begin(1, "A", 0)                       # queue/2: will be damaged
+    j.queue_meter_values(a, 1, [sample(env, 1)])  # queue/3
+    j.end(a, 3, "Local")                         # queue/4
+    damage(env, "queue/0000000002")
     env.reopen()
     calls = env.drain()
-    assert actions(calls) == ["StartTransaction", "StopTransaction"]
+    assert actions(calls) == ["StartTransaction", "StartTransaction", "MeterValues",
+                              "StopTransaction"]
+    assert [c.payload.get("idTag") for c in calls[:2]] == ["B", "A"]
+    tid = env.j.get(a)["transaction_id"]
+    assert calls[2].payload["transactionId"] == tid == calls[3].payload["transactionId"]
+    assert env.j.set_aside_count() == 0 and b
 
 
 def test_corrupt_transaction_record(env, caplog):

@@ -1,0 +1,135 @@
+"""The hardware abstraction layer: one small interface per device.
+
+Every device method may be slow or hang (a Modbus read that times out, an AT
+command that never answers), so the firmware calls them only from a device's
+own worker thread, never from the main loop. A device that cannot do its job
+raises DeviceError; the firmware turns that into the OCPP errorCode of the
+device (see ERROR_CODES) and recovers by itself when the device answers again.
+
+Implementations: hal_mocks.sim (simulated, for the bench and the tests) and,
+later, the real drivers in this package. Like gpiozero's pin factories, a
+Hal bundles one implementation of each device.
+"""
+
+# OCPP errorCode reported when a device fails, and on which connector
+# ("station" = connector 0).
+ERROR_CODES = {
+    "rfid": ("ReaderFailure", "station"),
+    "modem": ("WeakSignal", "station"),
+    "meter": ("PowerMeterFailure", "connector"),
+    "contactor": ("PowerSwitchFailure", "connector"),
+    "lock": ("ConnectorLockFailure", "connector"),
+    "pilot": ("EVCommunicationError", "connector"),
+}
+
+EV_STATES = ("A", "B", "C", "D", "E", "F")
+
+
+class DeviceError(Exception):
+    """The device did not answer or answered nonsense; str(e) says what, in
+    words a technician can act on."""
+
+
+class RfidReader:
+    def poll(self):
+        """The idTag (upper-case hex UID) of a card newly presented since the last
+        poll, or None. One tap is one presentation: a card left on the reader is
+        not reported again until it has been away."""
+        raise NotImplementedError
+
+
+class EnergyMeter:
+    def read(self):
+        """A ocpp_core.metering.MeterSample (energy_wh always set; power, per-phase
+        current and voltage, frequency where the meter has them)."""
+        raise NotImplementedError
+
+
+class Contactor:
+    def set(self, closed):
+        """Drive the coil."""
+        raise NotImplementedError
+
+    def feedback(self):
+        """The mirror contact: True when the main contacts are closed. Closed while
+        commanded open = welded; open while commanded closed = failed to close."""
+        raise NotImplementedError
+
+
+class CableLock:
+    actuation_time = 1.0   # s; the lock must confirm within this time
+
+    def set(self, locked):
+        raise NotImplementedError
+
+    def feedback(self):
+        """True when the lock confirms it is engaged."""
+        raise NotImplementedError
+
+
+class ControlPilot:
+    def ev_state(self):
+        """The IEC 61851 state seen on the pilot: "A" (no EV) .. "F" (EVSE fault)."""
+        raise NotImplementedError
+
+    def set_offered_current(self, amps):
+        """Offer `amps` to the EV by the PWM duty cycle; 0 = not offering (+12 V DC)."""
+        raise NotImplementedError
+
+
+class ModemStatus:
+    def __init__(self, signal_dbm=None, registered=False, operator=None, iccid=None,
+                 imsi=None, imei=None, sim_ready=False, model=None, firmware=None):
+        self.signal_dbm = signal_dbm
+        self.registered = registered
+        self.operator = operator
+        self.iccid = iccid
+        self.imsi = imsi
+        self.imei = imei
+        self.sim_ready = sim_ready
+        self.model = model
+        self.firmware = firmware
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+WEAK_SIGNAL_DBM = -105   # at or below this, a cellular link is unreliable
+
+
+class Modem:
+    def status(self):
+        """A ModemStatus (the OS owns the data link; we report its health)."""
+        raise NotImplementedError
+
+    def reset(self):
+        """Power-cycle the modem (AT+CFUN=1,1 or a GPIO)."""
+        raise NotImplementedError
+
+
+class Indicator:
+    def show(self, state, blink_repeat=1, intensity=50):
+        """Show the station state: "available", "preparing", "charging",
+        "suspended", "finishing", "unavailable", "faulted", "offline";
+        intensity 0-100 % (LightIntensity), blink_repeat (BlinkRepeat)."""
+        raise NotImplementedError
+
+
+class Hal:
+    """One implementation of each device. `connectors` maps connector id to
+    {"meter", "contactor", "lock" (None for a fixed cable), "pilot"}."""
+
+    def __init__(self, rfid, modem, indicator, connectors, bench=None):
+        self.rfid = rfid
+        self.modem = modem
+        self.indicator = indicator
+        self.connectors = connectors
+        self.bench = bench       # the simulation's control object, when simulated
+
+    def close(self):
+        """Leave the hardware safe: every contactor open."""
+        for devices in self.connectors.values():
+            try:
+                devices["contactor"].set(False)
+            except Exception:
+                pass
