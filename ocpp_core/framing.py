@@ -155,11 +155,20 @@ def decode(text):
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             return BadFrame("not UTF-8 text")
-    if len(text) > MAX_FRAME_CHARS:
-        return BadFrame("frame of %d characters exceeds the %d limit" % (len(text), MAX_FRAME_CHARS),
+    n = len(text)
+    if n > MAX_FRAME_CHARS:
+        return BadFrame("frame of %d characters exceeds the %d limit" % (n, MAX_FRAME_CHARS),
                         _recover_call_id(text), FORMATION_VIOLATION)
-    try:
-        msg = _loads(text)
+    try:  # _loads(text), inlined: this is the hot path
+        start = 0
+        if text[:1] in _JSON_WHITESPACE:
+            start = n - len(text.lstrip(_JSON_WHITESPACE))
+        try:
+            msg, end = _scan_once(text, start)
+        except StopIteration:
+            raise ValueError("expecting a value")
+        if end != n and text[end:].strip(_JSON_WHITESPACE):
+            raise ValueError("extra data")
     except ValueError:
         return BadFrame("not valid JSON", _recover_call_id(text), FORMATION_VIOLATION)
     except RuntimeError:  # RecursionError: arrays/objects nested too deeply
@@ -169,23 +178,24 @@ def decode(text):
     kind = msg[0]
     if type(kind) is not int or kind not in (CALL, CALLRESULT, CALLERROR):
         return BadFrame("unknown message type %r" % (kind,))
-    msg_id = msg[1] if len(msg) > 1 else None
+    size = len(msg)
+    msg_id = msg[1] if size > 1 else None
     if type(msg_id) is not str or not msg_id:
         return BadFrame("message id missing or not a string")
     if kind == CALL:
-        if len(msg) < 4:
-            return BadFrame("CALL has %d of 4 elements" % len(msg), msg_id, PROTOCOL_ERROR)
-        if len(msg) > 4 or type(msg[2]) is not str or len(msg_id) > MAX_ID_CHARS:
-            return BadFrame("CALL is not [2, id, action, payload]", msg_id, FORMATION_VIOLATION)
-        return Frame(CALL, msg_id, action=msg[2], payload=msg[3])
+        if size == 4 and type(msg[2]) is str and len(msg_id) <= MAX_ID_CHARS:
+            return Frame(CALL, msg_id, msg[2], msg[3])
+        if size < 4:
+            return BadFrame("CALL has %d of 4 elements" % size, msg_id, PROTOCOL_ERROR)
+        return BadFrame("CALL is not [2, id, action, payload]", msg_id, FORMATION_VIOLATION)
     if kind == CALLRESULT:
-        if len(msg) != 3:
+        if size != 3:
             return BadFrame("CALLRESULT is not [3, id, payload]", answer_to=msg_id)
-        return Frame(CALLRESULT, msg_id, payload=msg[2])
-    if len(msg) != 5 or type(msg[2]) is not str or type(msg[3]) is not str \
+        return Frame(CALLRESULT, msg_id, None, msg[2])
+    if size != 5 or type(msg[2]) is not str or type(msg[3]) is not str \
             or type(msg[4]) is not dict:
         return BadFrame("CALLERROR is not [4, id, code, description, details]", answer_to=msg_id)
-    return Frame(CALLERROR, msg_id, code=msg[2], description=msg[3], details=msg[4])
+    return Frame(CALLERROR, msg_id, None, None, msg[2], msg[3], msg[4])
 
 
 def encode_call(msg_id, action, payload):

@@ -10,16 +10,16 @@ unanswered calls time out. It sends through the `send` function it was given.
 - Responses to our CALLs are validated too; an invalid one fails the call.
 """
 
-import logging
 import os
 import time
 
 from ocpp_core import errors, framing
 from ocpp_core.catalogue import ACTIONS
+from ocpp_core.log import get_logger
 from ocpp_core.redact import redact_frame
 from ocpp_core.validation import Violation, validate
 
-log = logging.getLogger("ocpp.rpc")
+log = get_logger("ocpp.rpc")   # imports logging on the first record only
 
 CHARGE_POINT = "cp"
 CENTRAL_SYSTEM = "cs"
@@ -201,7 +201,8 @@ class RpcEndpoint:
 
     def _transmit(self, text):
         self.last_tx = self._clock()
-        self._trace_frame("tx", text)
+        if self._trace is not None:
+            self._trace_frame("tx", text)
         try:
             self._send(text)
         except Exception as e:  # the link reports the drop; don't crash the caller
@@ -230,7 +231,8 @@ class RpcEndpoint:
                 text = bytes(text).decode("utf-8")
             except UnicodeError:
                 pass  # framing.decode reports it
-        self._trace_frame("rx", text)
+        if self._trace is not None:
+            self._trace_frame("rx", text)
         frame = framing.decode(text)
         if isinstance(frame, framing.BadFrame):
             self._bad_frame(frame, text)

@@ -320,7 +320,8 @@ def _fast_check(spec):
 
 def validate(spec, payload):
     """Raise Violation for the first rule the payload breaks; return None if valid."""
-    check = _fast_check(spec)
+    entry = _compiled.get(id(spec))
+    check = entry[1] if entry is not None and entry[0] is spec else _fast_check(spec)
     if check is not None:
         try:
             if check(payload):

@@ -139,3 +139,27 @@ def test_bad_frames_from_the_csms_get_errors_and_the_link_stays_up(raw_csms, fir
         else:
             assert answers[msg_id][0] == 4 and answers[msg_id][2] == code, (text, answers[msg_id])
     assert fw.proc.poll() is None
+
+
+def test_boots_and_heartbeats_against_the_bench_csms(firmware):
+    """The bench CSMS (tools.csms, built on ocpp_core) is the other real peer."""
+    import io
+
+    from tools.csms import BenchCsms
+    out = io.StringIO()
+    csms = BenchCsms(port=0, heartbeat_interval=1, out=out)
+    csms.start()
+    try:
+        fw = firmware("ws://127.0.0.1:%d/ocpp" % csms.port, "CP-BENCH-9")
+        boot = csms.wait_for("BootNotification", timeout=10, cp_id="CP-BENCH-9")
+        assert boot["chargePointModel"]
+        statuses = [csms.wait_for("StatusNotification", timeout=5)["connectorId"] for _ in range(2)]
+        assert sorted(statuses) == [0, 1]
+        csms.wait_for("Heartbeat", timeout=5)
+        csms.wait_for("Heartbeat", timeout=5)
+        assert csms.call("CP-BENCH-9", "GetConfiguration", {"key": ["HeartbeatInterval"]}) == \
+            {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "1"}]}
+        assert fw.proc.poll() is None
+        assert "-> CALL BootNotification" in out.getvalue()
+    finally:
+        csms.stop()

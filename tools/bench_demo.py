@@ -100,9 +100,11 @@ class Demo:
 
     def play(self):
         a = self.args
-        say("the CSMS asks for meter values every %d s" % a.sample_interval)
+        say("the CSMS asks for meter values every %d s, and every status at once "
+            "(MinimumStatusDuration 0)" % a.sample_interval)
         self.csms.call(CP_ID, "ChangeConfiguration",
                        {"key": "MeterValueSampleInterval", "value": str(a.sample_interval)})
+        self.csms.call(CP_ID, "ChangeConfiguration", {"key": "MinimumStatusDuration", "value": "0"})
         self.show()
         say("plugging in an EV (control pilot state B)")
         self.bench("plug", connector=1)
