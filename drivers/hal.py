@@ -125,11 +125,19 @@ class Hal:
         self.indicator = indicator
         self.connectors = connectors
         self.bench = bench       # the simulation's control object, when simulated
+        self.on_close = []       # drivers and emulators to close, in order
 
     def close(self):
-        """Leave the hardware safe: every contactor open."""
+        """Leave the hardware safe: every contactor open first, then each driver
+        and emulator closed. Never raises."""
         for devices in self.connectors.values():
             try:
                 devices["contactor"].set(False)
+            except Exception:
+                pass
+        closers, self.on_close = self.on_close, []
+        for close in closers:
+            try:
+                close()
             except Exception:
                 pass

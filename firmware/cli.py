@@ -11,6 +11,7 @@ import signal
 import sys
 
 from firmware import logging_setup
+from drivers.hal import DeviceError
 from firmware.station_config import HAL_KINDS, ConfigError, load
 
 log = logging.getLogger("firmware")
@@ -51,7 +52,12 @@ def main(argv=None):
     logging_setup.setup(cfg.log_level)
     from firmware.hal_factory import build_hal
     from firmware.main_loop import Firmware
-    hal = build_hal(cfg)
+    try:
+        hal = build_hal(cfg)
+    except ConfigError as e:
+        return _fail(e)
+    except DeviceError as e:
+        return _fail("hardware: %s" % e)
     bench = None
     if hal.bench is not None:
         from hal_mocks.bench_server import BenchServer

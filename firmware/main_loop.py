@@ -13,6 +13,7 @@ from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWo
                               ModemWorker, PilotWorker, RfidWorker)
 from firmware.link import CsmsLink, LinkSettings, build_url
 from firmware.station_binding import HalStation
+from firmware.systemd import Notifier
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
 from ocpp_core.rpc import CHARGE_POINT, RpcEndpoint
@@ -56,6 +57,8 @@ class Firmware:
                               self._boot_payload())
         self._apply_engine_settings()
         self.snapshot = {}
+        self.systemd = Notifier()
+        self._systemd_status = None
         self.restart_kind = None
         self._running = False
         self._indicator_state = None
@@ -122,10 +125,14 @@ class Firmware:
         for w in self.workers:
             w.start()
         self.link.start()
+        self.systemd.ready("connecting to %s" % self.cfg.csms_url)
         try:
             while self._running:
-                self._step(self.cp.tick())
+                wait = self.cp.tick()
+                ping = self.systemd.watchdog()
+                self._step(min(wait, ping) if ping else wait)
         finally:
+            self.systemd.stopping()
             self._shutdown()
         return self.restart_kind
 
@@ -229,6 +236,12 @@ class Firmware:
                 "transaction_id": record["transaction_id"] if record else None,
                 "id_tag": record["id_tag"] if record else None,
             }
+        systemd_status = "%s, CSMS %s, connector 1 %s" % (
+            cp.registration.status, "up" if self.link.connected else "down",
+            connectors.get("1", {}).get("ocpp_status"))
+        if systemd_status != self._systemd_status:
+            self._systemd_status = systemd_status
+            self.systemd.status(systemd_status)
         self.snapshot = {
             "connectors": connectors,
             "ocpp": {"connected": self.link.connected,

@@ -9,7 +9,7 @@ import os
 
 from firmware.link import validate_csms_url
 
-HAL_KINDS = ("mock",)
+HAL_KINDS = ("mock", "emulated", "pi")
 
 # BootNotification field limits (CiString lengths from the OCPP 1.6 schema).
 _BOOT_FIELDS = (
@@ -48,6 +48,9 @@ class StationConfig:
         self.fixed_cable = True
         self.max_current_a = 32.0
         self.phases = 3
+        # Raw device sections ([meter], [rfid], [pilot], [modem], [gpio]): read with
+        # types and ranges by firmware/device_config.py when the HAL is built.
+        self.device_sections = {}
 
     def __repr__(self):
         return ("StationConfig(hal=%r, csms_url=%r, charge_point_id=%r, password=%s, "
@@ -107,6 +110,10 @@ def load(flags):
     cfg.data_dir = flags.data_dir or get("station", "data_dir")
     port = flags.bench_port if flags.bench_port is not None else get("bench", "port")
     cfg.log_level = (getattr(flags, "log_level", None) or get("station", "log_level") or "INFO").upper()
+    if ini is not None:
+        for name in ("meter", "rfid", "pilot", "modem", "gpio"):
+            if ini.has_section(name):
+                cfg.device_sections[name] = dict(ini.items(name))
     hw = {}
     for option in ("connectors", "fixed_cable", "max_current", "phases"):
         hw[option] = get("station", option)

@@ -255,7 +255,7 @@ def _as_function(test):
 def _object_check(props, required):
     tests = {name: _test_of(node) for name, node in props.items()}
     required = tuple(required)
-    if not tests:
+    if not tests and not required:   # Heartbeat.req, ClearCache.req, ...
         return lambda value: type(value) is dict and not value
 
     def check(value):
@@ -305,11 +305,15 @@ def _array_check(item_node, min_items):
 
 
 _compiled = {}   # id(spec) -> (spec, check); holding spec keeps its id unique
+_MAX_COMPILED = 512   # the catalogue has 56 specs; this only guards against a caller
+                      # that builds a new spec for every call
 
 
 def _fast_check(spec):
     entry = _compiled.get(id(spec))
     if entry is None or entry[0] is not spec:
+        if len(_compiled) >= _MAX_COMPILED:
+            _compiled.clear()
         try:
             check = _as_function(_test_of(spec))
         except Exception:  # a malformed spec: let _check report it, as before

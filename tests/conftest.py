@@ -63,9 +63,10 @@ def firmware(tmp_path):
     """Factory: firmware(csms_url, cp_id='CP-TEST-1', extra=[...]) -> FirmwareProcess."""
     started = []
 
-    def start(csms_url, charge_point_id="CP-TEST-1", extra=(), data_dir=None, env=None):
+    def start(csms_url, charge_point_id="CP-TEST-1", extra=(), data_dir=None, env=None,
+              hal="mock"):
         data = data_dir or str(tmp_path / "data")
-        args = ["--hal", "mock", "--csms-url", csms_url, "--charge-point-id", charge_point_id,
+        args = ["--hal", hal, "--csms-url", csms_url, "--charge-point-id", charge_point_id,
                 "--data-dir", data, "--bench-port", "0"] + list(extra)
         fw = FirmwareProcess(args, str(tmp_path / ("firmware-%d.log" % len(started))), env)
         started.append(fw)

@@ -1,6 +1,7 @@
-"""The whole charger on the bench: `python -m firmware --hal mock` as a
+"""The whole charger on the bench: `python -m firmware --hal mock` (simulated
+devices) and `--hal emulated` (the real drivers over bus-level emulations) as a
 subprocess, a CSMS built on the `ocpp` package, and the bench control socket.
-These are the scenarios a test engineer runs by hand."""
+These are the scenarios a test engineer runs by hand; each runs in both modes."""
 
 import os
 import signal
@@ -10,8 +11,13 @@ import pytest
 from tests.conftest import Bench, bench_port_of
 
 
-def start(ocpp_csms, firmware, **kw):
-    fw = firmware(ocpp_csms.url, **kw)
+@pytest.fixture(params=["mock", "emulated"])
+def hal(request):
+    return request.param
+
+
+def start(ocpp_csms, firmware, hal, **kw):
+    fw = firmware(ocpp_csms.url, hal=hal, **kw)
     ocpp_csms.wait_for("BootNotification")
     bench = Bench(bench_port_of(fw))
     return fw, bench
@@ -29,8 +35,8 @@ def wait_status(ocpp_csms, status, connector=1, timeout=10):
                               p["status"] == status)
 
 
-def test_cold_boot_reports_every_connector(ocpp_csms, firmware):
-    fw, bench = start(ocpp_csms, firmware)
+def test_cold_boot_reports_every_connector(ocpp_csms, firmware, hal):
+    fw, bench = start(ocpp_csms, firmware, hal)
     seen = {ocpp_csms.wait_for("StatusNotification")["connectorId"] for _ in range(2)}
     assert seen == {0, 1}
     s = bench.wait(lambda s: s["ocpp"]["registration"] == "Accepted")
@@ -38,8 +44,8 @@ def test_cold_boot_reports_every_connector(ocpp_csms, firmware):
     assert s["connectors"]["1"]["ocpp_status"] == "Available"
 
 
-def test_plug_in_first_session_with_meter_values(ocpp_csms, firmware):
-    fw, bench = start(ocpp_csms, firmware)
+def test_plug_in_first_session_with_meter_values(ocpp_csms, firmware, hal):
+    fw, bench = start(ocpp_csms, firmware, hal)
     wait_status(ocpp_csms, "Available")
     configure(ocpp_csms, MeterValueSampleInterval=1, MinimumStatusDuration=0,
               ClockAlignedDataInterval=0)
@@ -66,8 +72,8 @@ def test_plug_in_first_session_with_meter_values(ocpp_csms, firmware):
     wait_status(ocpp_csms, "Available")
 
 
-def test_remote_start_and_stop(ocpp_csms, firmware):
-    fw, bench = start(ocpp_csms, firmware)
+def test_remote_start_and_stop(ocpp_csms, firmware, hal):
+    fw, bench = start(ocpp_csms, firmware, hal)
     wait_status(ocpp_csms, "Available")
     configure(ocpp_csms, MinimumStatusDuration=0)
     bench("plug", connector=1)
@@ -83,8 +89,8 @@ def test_remote_start_and_stop(ocpp_csms, firmware):
     assert stop["reason"] == "Remote" and stop["meterStop"] >= tx["meterStart"]
 
 
-def test_reset_during_transaction_reexecutes(ocpp_csms, firmware):
-    fw, bench = start(ocpp_csms, firmware)
+def test_reset_during_transaction_reexecutes(ocpp_csms, firmware, hal):
+    fw, bench = start(ocpp_csms, firmware, hal)
     configure(ocpp_csms, MinimumStatusDuration=0)
     bench("plug", connector=1)
     bench("tap", uid="04A1B2C3")
@@ -101,9 +107,9 @@ def test_reset_during_transaction_reexecutes(ocpp_csms, firmware):
     assert ocpp_csms.actions().count("StopTransaction") == 1
 
 
-def test_kill_9_during_transaction_is_a_power_loss(ocpp_csms, firmware, tmp_path):
+def test_kill_9_during_transaction_is_a_power_loss(ocpp_csms, firmware, hal, tmp_path):
     data = str(tmp_path / "data")
-    fw, bench = start(ocpp_csms, firmware, data_dir=data)
+    fw, bench = start(ocpp_csms, firmware, hal, data_dir=data)
     configure(ocpp_csms, MinimumStatusDuration=0)
     bench("plug", connector=1)
     bench("tap", uid="04A1B2C3")
@@ -111,7 +117,7 @@ def test_kill_9_during_transaction_is_a_power_loss(ocpp_csms, firmware, tmp_path
     wait_status(ocpp_csms, "Charging")
     fw.proc.send_signal(signal.SIGKILL)
     fw.proc.wait(10)
-    fw2 = firmware(ocpp_csms.url, data_dir=data)
+    fw2 = firmware(ocpp_csms.url, data_dir=data, hal=hal)
     stop = ocpp_csms.wait_for("StopTransaction", 15)
     assert stop["reason"] == "PowerLoss" and stop["transactionId"] == 1
     assert stop["meterStop"] >= tx["meterStart"]
@@ -119,8 +125,8 @@ def test_kill_9_during_transaction_is_a_power_loss(ocpp_csms, firmware, tmp_path
     assert fw2.proc.poll() is None
 
 
-def test_csms_outage_queued_messages_arrive_in_order(ocpp_csms, firmware):
-    fw, bench = start(ocpp_csms, firmware)
+def test_csms_outage_queued_messages_arrive_in_order(ocpp_csms, firmware, hal):
+    fw, bench = start(ocpp_csms, firmware, hal)
     configure(ocpp_csms, MinimumStatusDuration=0, MeterValueSampleInterval=1,
               ClockAlignedDataInterval=0)
     bench("plug", connector=1)
@@ -146,8 +152,8 @@ def test_csms_outage_queued_messages_arrive_in_order(ocpp_csms, firmware):
     assert actions[-1] == "StopTransaction", "the stop after the samples taken before it"
 
 
-def test_meter_fault_stops_the_transaction_safely(ocpp_csms, firmware):
-    fw, bench = start(ocpp_csms, firmware)
+def test_meter_fault_stops_the_transaction_safely(ocpp_csms, firmware, hal):
+    fw, bench = start(ocpp_csms, firmware, hal)
     configure(ocpp_csms, MinimumStatusDuration=0)
     bench("plug", connector=1)
     bench("tap", uid="04A1B2C3")

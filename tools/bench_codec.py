@@ -26,14 +26,30 @@ without an event loop, so the `ocpp` side pays for validation only. Note that
 ocpp's Draft4Validator has no format checker: it does not check date-times or
 URIs at all, while ocpp_core does.
 
-Also printed: the resident memory of a fresh interpreter that imports all of
-ocpp_core, against a bare interpreter.
+Also printed: the resident memory (VmRSS) of a fresh interpreter that imports
+the codec-level modules of ocpp_core (CODEC_MODULES below: framing, validation,
+catalogue, rpc and what they need; not the charge point's behaviour: charge_point,
+journal, config, auth, metering, status, operations, ...), against a bare
+interpreter. Measured on a private copy of the package, twice:
+
+  from .pyc     byte-compiled beforehand, as `pip install` leaves it: what a
+                deployed charge point pays;
+  from source   no .pyc at all (as under PYTHONDONTWRITEBYTECODE=1 on a first
+                run): the compiler's working memory is counted too, and it
+                dominates (about 1 MiB for the largest module).
+
+and, from .pyc, once more after a first exchange (a BootNotification and a
+MeterValues CALL answered through RpcEndpoint), since validators are compiled
+on first use. The stdlib modules the import pulls in are listed and measured
+on their own.
 """
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from ocpp_core import framing, rpc
@@ -310,24 +326,103 @@ def measure(run_once, frames_per_run, seconds):
 
 # --- memory ------------------------------------------------------------------------------
 
+CODEC_MODULES = ("errors", "timestamps", "clock", "redact", "framing", "catalogue", "validation",
+                 "log", "rpc")
+
 _RSS = ("import sys\n"
         "for line in open('/proc/self/status'):\n"
         "    if line.startswith('VmRSS:'):\n"
         "        sys.stdout.write(line.split()[1])\n")
-_IMPORT_STDLIB = "import json, logging, os, re, time\n"   # what ocpp_core imports
-_IMPORT_CORE = "import ocpp_core.rpc, ocpp_core.catalogue, ocpp_core.validation, " \
-               "ocpp_core.framing, ocpp_core.timestamps\n"
+_IMPORT_CODEC = "".join("import ocpp_core.%s\n" % m for m in CODEC_MODULES)
+# Fails loudly if the copy under test is not the one imported.
+_CHECK_COPY = "assert ocpp_core.__file__.startswith(%r), ocpp_core.__file__\n"
+_FIRST_EXCHANGE = (
+    "_ep = ocpp_core.rpc.RpcEndpoint('cs', lambda text: None)\n"
+    "_ep.on('BootNotification', lambda p: {'status': 'Accepted', "
+    "'currentTime': '2024-11-24T10:15:30.123Z', 'interval': 300})\n"
+    "_ep.on('MeterValues', lambda p: {})\n"
+    "_ep.receive('[2,\"1\",\"BootNotification\",{\"chargePointVendor\":\"V\","
+    "\"chargePointModel\":\"M\"}]')\n"
+    "_ep.receive('[2,\"2\",\"MeterValues\",{\"connectorId\":1,\"meterValue\":"
+    "[{\"timestamp\":\"2024-11-24T10:15:30Z\",\"sampledValue\":[{\"value\":\"1\"}]}]}]')\n"
+    "del _ep\n")
+_NEW_STDLIB = ("import sys\n_before = set(sys.modules)\n" + _IMPORT_CODEC
+               + "print(' '.join(sorted(m for m in set(sys.modules) - _before "
+               "if m.split('.')[0] != 'ocpp_core')))\n")
 
 
-def rss_kib(code, repeats=5):
+def _run(code, cwd, env):
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def rss_kib(code, cwd, env, repeats=5):
     """Median VmRSS (KiB) of a fresh interpreter running `code`, then _RSS."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    values = []
-    for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", code + _RSS], cwd=root, check=True,
-                             capture_output=True, text=True).stdout
-        values.append(int(out))
+    values = [int(_run(code + _RSS, cwd, env)) for _ in range(repeats)]
     return sorted(values)[len(values) // 2]
+
+
+def _clean_env():
+    """The environment of every measured interpreter: nothing written, no
+    redirected or extra import paths."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONPYCACHEPREFIX", None)  # .pyc next to the sources, or none at all
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _package_copy(compiled, env):
+    """A temporary folder holding a copy of ocpp_core's sources, byte-compiled or
+    not (the checkout's own __pycache__, if any, is not copied)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder = tempfile.mkdtemp(prefix="bench_codec_")
+    shutil.copytree(os.path.join(root, "ocpp_core"), os.path.join(folder, "ocpp_core"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if compiled:
+        subprocess.run([sys.executable, "-m", "compileall", "-q",
+                        os.path.join(folder, "ocpp_core")], check=True, env=env)
+    return folder
+
+
+def memory_report():
+    env = _clean_env()
+    bare = rss_kib("", None, env)
+    lines = ["resident memory of a fresh interpreter (VmRSS, median of 5):",
+             "  bare python:                              %7.2f MiB" % (bare / 1024),
+             "  import ocpp_core's codec modules (%s):" % ", ".join(CODEC_MODULES)]
+    copies = []
+    try:
+        rows = []
+        for compiled in (True, False):
+            folder = _package_copy(compiled, env)
+            copies.append(folder)
+            code = "import ocpp_core\n" + _CHECK_COPY % os.path.join(folder, "ocpp_core") \
+                + _IMPORT_CODEC
+            if compiled:
+                rows.append(("from .pyc (as installed):", rss_kib(code, folder, env), ""))
+                after = rss_kib(code + _FIRST_EXCHANGE, folder, env)
+                stdlib = _run(_NEW_STDLIB, folder, env).split()
+            else:
+                rows.append(("from source (no .pyc):", rss_kib(code, folder, env),
+                             "  (target < 2 MiB)"))
+        rows.append(("from .pyc, after a first exchange:", after, ""))
+    finally:
+        for folder in copies:
+            shutil.rmtree(folder, ignore_errors=True)
+    for label, kib, note in rows:
+        lines.append("    %-38s %7.2f MiB  +%.2f MiB%s"
+                     % (label, kib / 1024, (kib - bare) / 1024, note))
+    if stdlib:
+        std = rss_kib("import %s\n" % ", ".join(stdlib), None, env)
+        lines.append("    of which the stdlib modules it imports:           +%.2f MiB  (%s)"
+                     % ((std - bare) / 1024, ", ".join(stdlib)))
+    else:
+        lines.append("    it imports no stdlib module beyond a bare interpreter's")
+    ref = rss_kib("import ocpp.messages\n", None, env)
+    lines.append("  import ocpp.messages (reference):         %7.2f MiB  +%.2f MiB"
+                 % (ref / 1024, (ref - bare) / 1024))
+    return lines
 
 
 # --- main --------------------------------------------------------------------------------
@@ -382,19 +477,8 @@ def main(argv=None):
                      c_us, r_us, r_us / c_us))
 
     print()
-    bare = rss_kib("")
-    stdlib = rss_kib(_IMPORT_STDLIB)
-    with_core = rss_kib(_IMPORT_CORE)
-    with_ocpp = rss_kib("import ocpp.messages\n")
-    print("resident memory of a fresh interpreter (VmRSS, median of 5):")
-    print("  bare python:                      %7.2f MiB" % (bare / 1024))
-    print("  import ocpp_core (all modules):   %7.2f MiB  +%.2f MiB  (target < 2 MiB)"
-          % (with_core / 1024, (with_core - bare) / 1024))
-    print("    of which its stdlib imports:    %7.2f MiB  +%.2f MiB  (json, re, logging)"
-          % (stdlib / 1024, (stdlib - bare) / 1024))
-    print("    of which ocpp_core itself:                  +%.2f MiB" % ((with_core - stdlib) / 1024))
-    print("  import ocpp.messages (reference): %7.2f MiB  +%.2f MiB"
-          % (with_ocpp / 1024, (with_ocpp - bare) / 1024))
+    for line in memory_report():
+        print(line)
     return 0
 
 

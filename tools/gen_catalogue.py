@@ -5,8 +5,9 @@ The schemas ship inside the `ocpp` package on PyPI (ocpp/v16/schemas). Run:
     python -m tools.gen_catalogue            # rewrite ocpp_core/catalogue.py
     python -m tools.gen_catalogue --check    # exit 1 if the file is out of date
 
-The output is plain data (tuples and dicts) that ocpp_core/validation.py
-interprets: no jsonschema at run time, nothing MicroPython lacks.
+The output is plain data (JSON text, turned into tuples and dicts at import)
+that ocpp_core/validation.py interprets: no jsonschema at run time, nothing
+MicroPython lacks.
 """
 
 import argparse
@@ -56,17 +57,17 @@ def default_schema_dir():
     return os.path.join(os.path.dirname(ocpp.__file__), "v16", "schemas")
 
 
+def _json_string(text):
+    # Names and enum values are plain ASCII words: written as they are, they
+    # are valid JSON and safe inside the raw triple-quoted string.
+    if not all(c.isascii() and (c.isalnum() or c in "._- ") for c in text):
+        raise SystemExit("%r: unexpected characters for the catalogue" % (text,))
+    return '"%s"' % text
+
+
 class _Writer:
-    """Turns schema nodes into Python source, sharing repeated enums by name."""
-
-    def __init__(self):
-        self.enums = {}  # tuple -> name
-
-    def enum_name(self, values):
-        values = tuple(values)
-        if values not in self.enums:
-            self.enums[values] = "_E%d" % len(self.enums)
-        return self.enums[values]
+    """Turns schema nodes into the JSON text of spec nodes (see
+    ocpp_core/validation.py), one field per line."""
 
     def node(self, schema, where, indent):
         unknown = set(schema) - _KNOWN_KEYWORDS
@@ -79,29 +80,34 @@ class _Writer:
             if schema.get("additionalProperties", True) is not False:
                 raise SystemExit("%s: open objects are not supported" % where)
             props = schema.get("properties", {})
-            lines = ["(\"o\", {"]
-            for name in props:
-                lines.append("%s    %r: %s," % (pad, name,
-                                                self.node(props[name], where + "." + name, indent + 4)))
-            required = tuple(schema.get("required", ()))
-            lines.append("%s}, %r)" % (pad, required))
-            return "\n".join(lines)
+            fields = ["%s    %s: %s" % (pad, _json_string(name),
+                                        self.node(props[name], where + "." + name, indent + 4))
+                      for name in props]
+            required = ", ".join(_json_string(r) for r in schema.get("required", ()))
+            if not fields:
+                return '["o", {}, [%s]]' % required
+            return '["o", {\n%s\n%s}, [%s]]' % (",\n".join(fields), pad, required)
         if kind == "string":
             enum = schema.get("enum")
             fmt = schema.get("format")
             if fmt not in (None, "date-time", "uri"):
                 raise SystemExit("%s: format %r not supported" % (where, fmt))
-            return "(\"s\", %d, %s, %r)" % (schema.get("maxLength", 0),
-                                            self.enum_name(enum) if enum else "None", fmt)
+            return '["s", %d, %s, %s]' % (
+                schema.get("maxLength", 0),
+                "[%s]" % ", ".join(_json_string(e) for e in enum) if enum else "null",
+                _json_string(fmt) if fmt else "null")
         if kind == "integer":
-            return "(\"i\",)"
+            return '["i"]'
         if kind == "number":
-            return "(\"n\", %r)" % (schema.get("multipleOf", 0),)
+            step = schema.get("multipleOf", 0)
+            if type(step) not in (int, float) or step < 0:
+                raise SystemExit("%s: multipleOf %r not supported" % (where, step))
+            return '["n", %r]' % (step,)
         if kind == "boolean":
-            return "(\"b\",)"
+            return '["b"]'
         if kind == "array":
-            return "(\"a\", %s, %d)" % (self.node(schema["items"], where + "[]", indent),
-                                        schema.get("minItems", 0))
+            return '["a", %s, %d]' % (self.node(schema["items"], where + "[]", indent),
+                                      schema.get("minItems", 0))
         raise SystemExit("%s: type %r not supported" % (where, kind))
 
 
@@ -114,9 +120,10 @@ def render(schema_dir):
             path = os.path.join(schema_dir, action + suffix + ".json")
             with open(path, encoding="utf-8") as f:
                 schema = json.load(f)
-            specs.append(w.node(schema, action + suffix, 8))
-        body.append("    %r: (%r, %r,\n        %s,\n        %s),"
-                    % (action, profile, sender, specs[0], specs[1]))
+            specs.append(w.node(schema, action + suffix, 4))
+        body.append('%s: [%s, %s,\n    %s,\n    %s]'
+                    % (_json_string(action), _json_string(profile), _json_string(sender),
+                       specs[0], specs[1]))
     out = [
         '"""The OCPP 1.6 message catalogue: every action of every feature profile.',
         "",
@@ -125,17 +132,32 @@ def render(schema_dir):
         "",
         "ACTIONS[action] = (feature_profile, sender, request_spec, response_spec)",
         "sender: 'cp' = the charge point sends the CALL, 'cs' = the central system, 'both'.",
-        'Spec nodes are described in ocpp_core/validation.py.',
+        "Spec nodes are tuples (objects' fields a dict), described in ocpp_core/validation.py.",
+        "",
+        "They are written below as JSON arrays and turned into tuples at import: as",
+        "a Python literal, this much nested data costs the compiler about 1 MiB of",
+        "memory wherever no .pyc is at hand (a string costs it next to nothing).",
         '"""',
         "",
+        "from ocpp_core.framing import _loads",
+        "",
+        '_SPECS = r"""{',
+        ",\n".join(body),
+        '}"""',
+        "",
+        "",
+        "def _tuples(value):",
+        "    if type(value) is list:",
+        "        return tuple([_tuples(item) for item in value])",
+        "    if type(value) is dict:",
+        "        return {name: _tuples(item) for name, item in value.items()}",
+        "    return value",
+        "",
+        "",
+        "ACTIONS = _tuples(_loads(_SPECS))",
+        "del _SPECS",
+        "",
     ]
-    for values, name in w.enums.items():
-        out.append("%s = %r" % (name, values))
-    out.append("")
-    out.append("ACTIONS = {")
-    out.extend(body)
-    out.append("}")
-    out.append("")
     return "\n".join(out)
 
 

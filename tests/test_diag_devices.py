@@ -1,0 +1,467 @@
+"""`python -m tools.diag rfid | meter | modem`: standalone against the device
+emulators (the real drivers on a Modbus meter emulator, a fake AT modem on a pty,
+an emulated MFRC522 behind a fake spidev), and through the firmware's
+maintenance socket (a small fake server here answering the device requests)."""
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+
+from tools.diag import device_cmds
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _have(module_file):
+    return os.path.exists(os.path.join(ROOT, "hal_mocks", module_file))
+
+
+needs_meter_emulator = pytest.mark.skipif(not _have("modbus_meter.py"),
+                                          reason="hal_mocks/modbus_meter.py not written yet")
+needs_fake_modem = pytest.mark.skipif(not _have("fake_modem.py"),
+                                      reason="hal_mocks/fake_modem.py not written yet")
+needs_rfid_emulator = pytest.mark.skipif(not _have("mfrc522_emulator.py"),
+                                         reason="hal_mocks/mfrc522_emulator.py not written yet")
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+def parse(argv):
+    """The dispatcher's parent parser as the brief defines it, with our subcommands."""
+    p = argparse.ArgumentParser(prog="python -m tools.diag")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--socket", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--config", default=None)
+    sub = p.add_subparsers(dest="command")
+    device_cmds.add_parser(sub)
+    return p.parse_args(argv)
+
+
+def run(argv):
+    args = parse(argv)
+    out = io.StringIO()
+    code = args.func(args, out)
+    return code, out.getvalue()
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def short_dir():
+    """A directory with a short path (AF_UNIX paths are limited to ~107 bytes)."""
+    d = tempfile.mkdtemp(prefix="diag-", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def no_firmware(short_dir):
+    """--socket at a path where no firmware listens: the command goes direct."""
+    return ["--socket", os.path.join(short_dir, "none.sock")]
+
+
+@pytest.fixture
+def world():
+    from hal_mocks.sim import SimWorld
+    w = SimWorld(meter_timeout=0.2, modem_timeout=0.3)
+    yield w
+    w.close()
+
+
+class FakeMaintenance:
+    """The firmware's maintenance socket: one JSON line in, one JSON line out per
+    connection. answer(request) -> reply dict, or None to say nothing at all."""
+
+    def __init__(self, path, answer):
+        self.path = path
+        self.answer = answer
+        self.requests = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)     # accept() wakes up to see stop()
+        self._stop = False
+        self._held = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            request = json.loads(data.decode("utf-8"))
+            self.requests.append(request)
+            reply = self.answer(request)
+            if reply is None:
+                self._held.append(conn)     # never answers
+                continue
+            conn.sendall((json.dumps(reply) + "\n").encode("utf-8"))
+            conn.close()
+
+    def stop(self):
+        self._stop = True
+        self.thread.join(5)
+        self.sock.close()
+        for c in self._held:
+            c.close()
+
+
+@pytest.fixture
+def maintenance(short_dir):
+    servers = []
+
+    def start(answer):
+        s = FakeMaintenance(os.path.join(short_dir, "maint.sock"), answer)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def write_ini(short_dir, text):
+    path = os.path.join(short_dir, "station.ini")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# --- meter, standalone ---------------------------------------------------------------------
+
+@pytest.fixture
+def meter_emulator(world):
+    if not _have("modbus_meter.py"):
+        pytest.skip("hal_mocks/modbus_meter.py not written yet")
+    from hal_mocks.modbus_meter import start_meter_emulator
+    emu = start_meter_emulator(world, model="SDM630", address=1, transport="tcp")
+    yield emu
+    emu.stop()
+
+
+@needs_meter_emulator
+def test_meter_direct_readings(meter_emulator, no_firmware):
+    code, text = run(no_firmware + ["meter", "--port", meter_emulator.port, "--model", "SDM630",
+                                    "--address", "1", "--count", "2", "--interval", "0.2"])
+    assert code == 0, text
+    assert "opened directly: the firmware is not running" in text
+    assert "meter SDM630, address 1, %s 9600 8N1" % meter_emulator.port in text
+    assert text.count("reading ") == 2
+    assert "voltage" in text and "230." in text and " V" in text
+    assert "energy" in text and "kWh" in text
+    assert "frequency" in text and "50.00 Hz" in text
+    assert text.rstrip().endswith("OK: 2 readings")
+
+
+@needs_meter_emulator
+def test_meter_json_from_the_station_config(meter_emulator, world, short_dir, no_firmware):
+    world.plug(1)
+    ini = write_ini(short_dir, "[meter]\nport = %s\nmodel = SDM630\naddress = 1\n"
+                               "baudrate = 9600\nparity = N\ntimeout = 0.5\n"
+                    % meter_emulator.port)
+    code, text = run(no_firmware + ["--json", "--config", ini, "meter", "--count", "2",
+                                    "--interval", "0.2"])
+    assert code == 0, text
+    docs = json_lines(text)
+    assert len(docs) == 2                         # one object per reading
+    for n, doc in enumerate(docs, 1):
+        assert doc["ok"] is True and doc["reading"] == n and doc["source"] == "direct"
+        assert len(doc["voltage_v"]) == 3 and all(220 < v < 240 for v in doc["voltage_v"])
+        assert len(doc["current_a"]) == 3
+        assert doc["energy_wh"] > 0
+        assert doc["frequency_hz"] == pytest.approx(50.0)
+        assert doc["time"].endswith("Z")
+
+
+@needs_meter_emulator
+def test_meter_offline_direct(meter_emulator, world, no_firmware):
+    world.fault("meter", "offline")
+    code, text = run(no_firmware + ["meter", "--port", meter_emulator.port, "--count", "1"])
+    assert code == 1
+    assert "FAIL: meter did not answer at address 1" in text      # the driver's line
+    assert "what to do:" in text and "A/B" in text
+    assert "FAIL: 1 of 1 readings failed" in text
+
+
+@needs_meter_emulator
+def test_meter_wrong_address_json(meter_emulator, no_firmware):
+    code, text = run(no_firmware + ["--json", "meter", "--port", meter_emulator.port,
+                                    "--address", "7", "--count", "1"])
+    assert code == 1
+    (doc,) = json_lines(text)
+    assert doc["ok"] is False and "address 7" in doc["error"] and doc["hint"]
+
+
+def test_meter_missing_port(no_firmware):
+    code, text = run(no_firmware + ["meter", "--port", "/dev/ttyUSB-diag-missing", "--count", "1"])
+    assert code == 1
+    assert "FAIL: meter port /dev/ttyUSB-diag-missing does not exist" in text
+    assert "/dev/serial/by-id" in text
+
+
+def test_meter_bad_setting_is_exit_2(no_firmware):
+    code, text = run(no_firmware + ["meter", "--model", "XYZ123", "--count", "1"])
+    assert code == 2
+    assert "[meter] model must be one of" in text
+
+
+# --- modem, standalone -------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_modem(world):
+    if not _have("fake_modem.py"):
+        pytest.skip("hal_mocks/fake_modem.py not written yet")
+    from hal_mocks.fake_modem import start_fake_modem
+    started = []
+
+    def start(**options):
+        m = start_fake_modem(world, **options)
+        started.append(m)
+        return m
+
+    yield start
+    for m in started:
+        m.stop()
+
+
+@needs_fake_modem
+def test_modem_direct(fake_modem, no_firmware):
+    from hal_mocks.sim import SimModem
+    modem = fake_modem()
+    code, text = run(no_firmware + ["modem", "--port", modem.port])
+    assert code == 0, text
+    assert "opened directly" in text
+    assert "SIM           ready" in text
+    assert "-71 dBm (good)" in text
+    assert "registered (home)" in text
+    assert "Bench Telecom (LTE)" in text
+    assert SimModem.ICCID in text and SimModem.IMSI in text and SimModem.IMEI in text
+    assert "serving cell" in text
+    assert "OK: the modem is online" in text
+
+
+@needs_fake_modem
+def test_modem_without_sim_direct(fake_modem, no_firmware):
+    modem = fake_modem(sim_present=False)
+    code, text = run(no_firmware + ["modem", "--port", modem.port])
+    assert code == 1
+    assert "NOT READY (SIM not inserted)" in text
+    assert "FAIL: SIM not ready: no SIM card" in text
+    assert "insert the SIM" in text
+
+
+@needs_fake_modem
+def test_modem_offline_direct(fake_modem, world, no_firmware):
+    modem = fake_modem()
+    world.fault("modem", "offline")
+    code, text = run(no_firmware + ["--json", "modem", "--port", modem.port, "--timeout", "0.5"])
+    assert code == 1
+    (doc,) = json_lines(text)
+    assert doc["ok"] is False and "modem does not answer" in doc["error"]
+    assert "USB" in doc["hint"]
+
+
+def test_signal_quality_words():
+    q = device_cmds.signal_quality
+    assert [q(x) for x in (-51, -70, -71, -85, -86, -100, -101, -113, None)] == [
+        "excellent", "excellent", "good", "good", "fair", "fair", "poor", "poor", "unknown"]
+
+
+# --- rfid, standalone ---------------------------------------------------------------------------
+
+@pytest.fixture
+def rfid_chip(world):
+    if not _have("mfrc522_emulator.py"):
+        pytest.skip("hal_mocks/mfrc522_emulator.py not written yet")
+    from hal_mocks.mfrc522_emulator import Mfrc522Emulator, fake_spidev_installed
+    chip = Mfrc522Emulator(world)
+    with fake_spidev_installed(chip):
+        yield chip
+
+
+@needs_rfid_emulator
+def test_rfid_direct_reads_a_card(rfid_chip, world, no_firmware):
+    timer = threading.Timer(0.3, world.tap, ["04A1B2C3"])
+    timer.start()
+    try:
+        code, text = run(no_firmware + ["rfid", "--timeout", "5"])
+    finally:
+        timer.cancel()
+    assert code == 0, text
+    assert "opened directly" in text and "/dev/spidev0.0" in text
+    assert "card: 04A1B2C3" in text
+    assert "4 bytes" in text
+
+
+@needs_rfid_emulator
+def test_rfid_direct_json_7_byte_uid(rfid_chip, world, no_firmware):
+    world.tap("04112233445566")
+    code, text = run(no_firmware + ["--json", "rfid", "--timeout", "5"])
+    assert code == 0, text
+    (doc,) = json_lines(text)
+    assert doc == {"device": "rfid", "ok": True, "id_tag": "04112233445566", "source": "direct",
+                   "uid_bytes": 7}
+
+
+@needs_rfid_emulator
+def test_rfid_no_card_within_the_timeout(rfid_chip, no_firmware):
+    start = time.monotonic()
+    code, text = run(no_firmware + ["rfid", "--timeout", "1"])
+    assert time.monotonic() - start < 4
+    assert code == 1
+    assert "FAIL: no card presented within 1 s" in text
+
+
+@needs_rfid_emulator
+def test_rfid_reader_not_answering(rfid_chip, world, no_firmware):
+    world.fault("rfid", "offline")
+    code, text = run(no_firmware + ["rfid", "--timeout", "2"])
+    assert code == 1
+    assert "FAIL: RFID reader does not answer (VersionReg 0x00)" in text
+    assert "what to do:" in text
+
+
+@needs_rfid_emulator
+def test_rfid_spi_device_missing(rfid_chip, no_firmware, short_dir):
+    ini = write_ini(short_dir, "[rfid]\nspi_bus = 1\nspi_device = 0\n")
+    code, text = run(no_firmware + ["--config", ini, "rfid", "--timeout", "2"])
+    assert code == 1
+    assert "no /dev/spidev1.0" in text and "enable SPI" in text
+
+
+# --- through the maintenance socket -----------------------------------------------------------------
+
+READING = {"energy_wh": 1234567.0, "power_w": 7360.0, "current_a": [10.6, 10.7, 10.7],
+           "voltage_v": [230.1, 229.8, 231.0], "frequency_hz": 50.02}
+STATUS_OK = {"signal_dbm": -67, "registered": True, "operator": "Op", "iccid": "8949020000123456789",
+             "imsi": "001010123456789", "imei": "352088110042172", "sim_ready": True,
+             "model": "EG25-G", "firmware": "R07", "extra": {"registration": "roaming", "act": 7}}
+STATUS_NO_SIM = {"signal_dbm": -80, "registered": False, "operator": None, "iccid": None,
+                 "imsi": None, "imei": "352088110042172", "sim_ready": False,
+                 "model": "EG25-G", "firmware": "R07", "sim_state": "SIM not inserted"}
+
+
+def test_meter_via_the_firmware(maintenance):
+    fw = maintenance(lambda r: {"ok": True, "reading": READING})
+    code, text = run(["--socket", fw.path, "meter", "--count", "2", "--interval", "0.2"])
+    assert code == 0, text
+    assert fw.requests[0] == {"cmd": "device", "name": "meter", "action": "read",
+                              "timeout": device_cmds.METER_REQUEST_TIMEOUT}
+    assert len(fw.requests) == 2
+    assert "meter read by the firmware" in text
+    assert "230.1 V" in text and "10.60 A" in text and "7.36 kW" in text
+    assert "1234.567 kWh" in text and "50.02 Hz" in text
+
+
+def test_meter_json_via_the_firmware(maintenance):
+    fw = maintenance(lambda r: {"ok": True, "reading": READING})
+    code, text = run(["--json", "--socket", fw.path, "meter", "--count", "1"])
+    assert code == 0
+    (doc,) = json_lines(text)
+    assert doc["source"] == "firmware"
+    assert doc["voltage_v"] == READING["voltage_v"] and doc["energy_wh"] == READING["energy_wh"]
+
+
+def test_meter_offline_via_the_firmware(maintenance):
+    error = "meter did not answer at address 1, 9600 8N1 on /dev/ttyUSB0: check RS-485 A/B wiring"
+    fw = maintenance(lambda r: {"ok": False, "error": error})
+    code, text = run(["--socket", fw.path, "meter", "--count", "1"])
+    assert code == 1
+    assert "FAIL: " + error in text
+    assert "what to do:" in text
+
+
+def test_modem_via_the_firmware(maintenance):
+    fw = maintenance(lambda r: {"ok": True, "status": STATUS_OK})
+    code, text = run(["--socket", fw.path, "modem"])
+    assert code == 0, text
+    assert fw.requests == [{"cmd": "device", "name": "modem", "action": "read",
+                            "timeout": device_cmds.MODEM_TIMEOUT}]
+    assert "read by the firmware" in text
+    assert "-67 dBm (excellent)" in text and "registered (roaming)" in text
+    assert "Op (LTE)" in text
+
+
+def test_modem_without_sim_via_the_firmware(maintenance):
+    fw = maintenance(lambda r: {"ok": True, "status": STATUS_NO_SIM})
+    code, text = run(["--socket", fw.path, "--json", "modem"])
+    assert code == 1
+    (doc,) = json_lines(text)
+    assert doc["ok"] is False
+    assert [c["check"] for c in doc["checks"] if not c["ok"]] == ["sim", "registration"]
+    assert doc["signal_quality"] == "good"
+    assert "insert the SIM" in doc["hint"]
+    code, text = run(["--socket", fw.path, "modem"])
+    assert code == 1
+    assert "NOT READY (SIM not inserted)" in text
+    assert "FAIL: SIM not ready" in text
+
+
+def test_modem_weak_signal_fails(maintenance):
+    status = dict(STATUS_OK, signal_dbm=-109)
+    fw = maintenance(lambda r: {"ok": True, "status": status})
+    code, text = run(["--socket", fw.path, "modem"])
+    assert code == 1
+    assert "-109 dBm (poor)" in text and "too weak" in text and "antenna" in text
+
+
+def test_rfid_via_the_firmware(maintenance):
+    fw = maintenance(lambda r: {"ok": True, "id_tag": "04A1B2C3"})
+    code, text = run(["--socket", fw.path, "rfid"])
+    assert code == 0
+    assert fw.requests == [{"cmd": "device", "name": "rfid", "action": "wait_card",
+                            "timeout": 30.0}]
+    assert "card: 04A1B2C3" in text and "the firmware" in text
+
+
+@pytest.mark.parametrize("reply", [{"ok": True, "id_tag": None},
+                                   {"ok": False, "error": "no card presented within 2 s"}])
+def test_rfid_no_card_via_the_firmware(maintenance, reply):
+    fw = maintenance(lambda r: reply)
+    code, text = run(["--socket", fw.path, "rfid", "--timeout", "2"])
+    assert code == 1
+    assert "FAIL: no card presented within 2 s" in text
+    assert fw.requests[0]["timeout"] == 2.0
+
+
+def test_firmware_that_does_not_answer(maintenance, monkeypatch):
+    monkeypatch.setattr(device_cmds, "SOCKET_MARGIN", 0.3)
+    fw = maintenance(lambda r: None)
+    start = time.monotonic()
+    code, text = run(["--socket", fw.path, "rfid", "--timeout", "1"])
+    assert time.monotonic() - start < 5
+    assert code == 1
+    assert "FAIL: the firmware did not answer within 1.3 s" in text
+
+
+@needs_meter_emulator
+def test_stale_socket_file_means_the_firmware_is_not_running(meter_emulator, short_dir):
+    path = os.path.join(short_dir, "stale.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.close()                      # the file stays, nobody listens
+    code, text = run(["--socket", path, "meter", "--port", meter_emulator.port, "--count", "1"])
+    assert code == 0, text
+    assert "opened directly" in text

@@ -1,0 +1,17 @@
+"""`python -m tools.diag` (console script pi-ocpp-diag): what a field technician
+runs at a charger that "doesn't work" to find the faulty part within minutes.
+
+    status     the running firmware's view: link, registration, connectors, faults
+    selftest   every device: pass/fail, the OCPP errorCode it reports, what to check
+    config     the OCPP configuration (show; set KEY VALUE)
+    journal    queued and set-aside transaction messages, recent transactions
+    trace      live OCPP traffic, readable
+    bundle     one .tar.gz for the support team (no secrets in it)
+    csms       the path to the central system, step by step   (tools/diag/csms_check.py)
+    rfid, meter, modem   one device at a time                  (tools/diag/device_cmds.py)
+
+The first six ask the running firmware over its maintenance socket (see
+firmware/maintenance.py): the devices belong to it. Exit status: 0 every check
+passed, 1 something failed, 2 the diagnosis could not run (firmware not
+running, usage error, subcommand not in this build).
+"""
