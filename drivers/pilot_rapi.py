@@ -53,7 +53,15 @@ asked). 0 < amps < 6 cannot be signalled by PWM (IEC 61851): the board sleeps.
 Above 80 A: ValueError. A board whose maximum is lower answers "$NK max" to
 $SC: it then offers its maximum (less than asked, so safe), noted in
 `offered_amps` and logged; a board that would offer more than asked (its
-minimum above the request) is put to sleep and DeviceError raised.
+minimum above the request) is put to sleep and DeviceError raised. Any other
+$NK raises RapiRefused, a DeviceError naming the command ("pilot board refused
+$FE (answered $NK)"); the offer is then tried again at the next poll.
+
+Limits: without sequence ids (RAPI < 3) a reply that arrives after its
+timeout could pass for the reply to the next command (what is waiting is
+drained before each command, which makes this rare). The OpenEVSE board
+closes its own relay in state C while enabled: wire it in series with the
+station's contactor (or as the contactor), never around it.
 
 Threading: the firmware calls a device only from its own worker thread; a
 lock makes the driver safe anyway. The serial port is opened on first use

@@ -200,11 +200,11 @@ class FakeModem(PtyDevice):
             else:
                 self._out('+QENG: "servingcell","SEARCH"', "OK")
         elif cmd == "AT+CFUN=1,1":
-            self._out("OK")
-            self.sim.reset()
+            self.sim.reset()              # counted before the OK: the driver may look at once
             self.resets += 1
             self._booted.clear()
             self._booting_until = time.monotonic() + self.reboot_seconds
+            self._out("OK")
         else:
             self._out("ERROR")
 

@@ -222,8 +222,11 @@ class AuthCache:
         if info is None:
             raise ValueError("not an idTagInfo: %r" % (id_tag_info,))
         key = normalize_tag(id_tag)
+        unchanged = self._entries.get(key) == info
         self._entries[key] = info
         self._touch(key)
+        if unchanged:
+            return      # the usage order is saved with the next real change: no flash write
         while len(self._entries) > self.capacity:
             self._evict(key, now_epoch)
         self._save()

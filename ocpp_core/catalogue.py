@@ -12,7 +12,7 @@ a Python literal, this much nested data costs the compiler about 1 MiB of
 memory wherever no .pyc is at hand (a string costs it next to nothing).
 """
 
-from ocpp_core.framing import _loads
+from ocpp_core.framing import loads as _loads
 
 _SPECS = r"""{
 "Authorize": ["Core", "cp",

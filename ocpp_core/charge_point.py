@@ -59,6 +59,7 @@ class ChargePoint:
         self._auth_in_flight = None     # id_tag of an Authorize.req under way
         self._next_aligned = None       # epoch of the next clock-aligned sample
         self.deferred_effects = None    # set while a ChangeConfiguration is answered
+        self._saved_connector_state = None
         self._load_connector_state()
         self._recover()
         from ocpp_core import operations
@@ -90,7 +91,9 @@ class ChargePoint:
         for cid, c in self.connectors.items():
             data[str(cid)] = {"operative": c.operative, "scheduled": c.scheduled,
                               "finishing": c.finishing}
-        self.store.save("connectors", data)
+        if data != self._saved_connector_state:     # two fsyncs saved per unchanged write
+            self.store.save("connectors", data)
+            self._saved_connector_state = data
 
     def _recover(self):
         """After a power cut: end interrupted transactions with PowerLoss (their
@@ -393,13 +396,13 @@ class ChargePoint:
         c.authorization = None
         c.finishing = False
         c.suspended_evse = False
-        c.tx_key = self.journal.begin(c.id, auth["id_tag"], meter_start)
+        c.tx_key = self.journal.begin(c.id, auth["id_tag"], meter_start,
+                                      first_sample=self._stop_entry(c, "Transaction.Begin"))
         c.tx_auth_info = auth["info"]
         now = self.clock.monotonic()
         c.tx_started_mono = now
         interval = self.config.get("MeterValueSampleInterval")
         c.next_sample_due = now + interval if interval > 0 else None
-        self._stop_sample(c, "Transaction.Begin", self.clock.stamp())
         log.info("transaction started on connector %d for %s (meter %d Wh)",
                  c.id, auth["id_tag"], meter_start)
         self._save_connector_state()
@@ -410,11 +413,11 @@ class ChargePoint:
             return
         c.suspended_evse = True       # withhold energy first
         self._apply_outputs(c)
-        self._stop_sample(c, "Transaction.End", self.clock.stamp())
         meter_stop = self.energy_wh(c)
         if meter_stop is None:
             meter_stop = self._last_known_wh(c)
-        self.journal.end(key, meter_stop, reason, id_tag)
+        self.journal.end(key, meter_stop, reason, id_tag,
+                         last_sample=self._stop_entry(c, "Transaction.End"))
         c.tx_key = None
         c.tx_started_mono = None
         c.next_sample_due = None
@@ -472,13 +475,20 @@ class ChargePoint:
             self.auth.learn(tag, info)
 
     # ------------------------------------------------------------------ metering
-    def _stop_sample(self, c, context, stamp):
+    def _stop_entry(self, c, context, stamp=None):
+        """A transactionData entry of StopTxnSampledData, or None."""
         measurands = self.config.get("StopTxnSampledData")
-        if not measurands or c.sample is None or c.tx_key is None:
-            return
+        if not measurands or c.sample is None:
+            return None
         values = self._values(c, measurands, context)
-        if values:
-            self.journal.add_stop_sample(c.tx_key, {"at": stamp, "sampledValue": values})
+        if not values:
+            return None
+        return {"at": stamp or self.clock.stamp(), "sampledValue": values}
+
+    def _stop_sample(self, c, context, stamp):
+        entry = self._stop_entry(c, context, stamp)
+        if entry is not None and c.tx_key is not None:
+            self.journal.add_stop_sample(c.tx_key, entry)
 
     def _values(self, c, measurands, context):
         if c.sample is None:

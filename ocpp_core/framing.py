@@ -87,9 +87,16 @@ def _py_codec():
 _scan_once, _encode = _c_codec() or _py_codec()
 
 
-def _loads(text):
-    """json.loads(text, parse_constant=..., parse_float=...) for a str, minus the
-    per-call decoder. Raises ValueError (or RecursionError) on bad input."""
+def dumps(value):
+    """Compact JSON text: json.dumps(value, separators=(",", ":")), same output,
+    without importing `json` (see the module's docstring)."""
+    return _encode(value)
+
+
+def loads(text):
+    """A str of JSON -> value, as decode() reads frames: like json.loads(text),
+    except that NaN, Infinity and numbers out of float range are refused.
+    Raises ValueError (or RecursionError if nested too deeply) on bad input."""
     start = 0
     if text[:1] in _JSON_WHITESPACE:   # "" is in any string: handled by the scanner
         start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
@@ -159,7 +166,7 @@ def decode(text):
     if n > MAX_FRAME_CHARS:
         return BadFrame("frame of %d characters exceeds the %d limit" % (n, MAX_FRAME_CHARS),
                         _recover_call_id(text), FORMATION_VIOLATION)
-    try:  # _loads(text), inlined: this is the hot path
+    try:  # loads(text), inlined: this is the hot path
         start = 0
         if text[:1] in _JSON_WHITESPACE:
             start = n - len(text.lstrip(_JSON_WHITESPACE))

@@ -320,15 +320,20 @@ class Journal:
             self._aside += 1
 
     # --- transactions -------------------------------------------------------------------
-    def begin(self, connector_id, id_tag, meter_start, reservation_id=None):
-        """Record a new transaction and queue its StartTransaction (stamped now)."""
+    def begin(self, connector_id, id_tag, meter_start, reservation_id=None, first_sample=None):
+        """Record a new transaction and queue its StartTransaction (stamped now).
+        first_sample: the Transaction.Begin entry for transactionData, written
+        with the record (one write instead of two before the Start can leave)."""
         key = "%08d" % self._next_key
         self._next_key += 1
+        samples = []
+        if first_sample is not None and self._cfg("StopTransactionMaxMeterValues") > 0:
+            samples.append({"at": first_sample["at"], "sampledValue": first_sample["sampledValue"]})
         rec = {
             "key": key, "connector_id": connector_id, "id_tag": id_tag,
             "meter_start": int(round(meter_start)), "start": self.clock.stamp(),
             "reservation_id": reservation_id, "transaction_id": None, "id_tag_info": None,
-            "last_meter": None, "samples": [], "stop": None,
+            "last_meter": None, "samples": samples, "stop": None,
             "start_delivered": False, "stop_delivered": False, "set_aside": False,
         }
         self._save_tx(rec)
@@ -384,18 +389,24 @@ class Journal:
         entries = [{"at": e["at"], "sampledValue": e["sampledValue"]} for e in meter_value_entries]
         return self._enqueue(METER, key, connector_id, entries)
 
-    def end(self, key, meter_stop, reason, id_tag=None):
+    def end(self, key, meter_stop, reason, id_tag=None, last_sample=None):
         """Record the stop and queue StopTransaction (stamped now). Ending an ended
-        transaction does nothing: returns False. True when the stop was queued."""
-        return self._end(key, meter_stop, reason, id_tag, self.clock.stamp())
+        transaction does nothing: returns False. True when the stop was queued.
+        last_sample: the Transaction.End entry, written with the stop."""
+        return self._end(key, meter_stop, reason, id_tag, self.clock.stamp(), last_sample)
 
-    def _end(self, key, meter_stop, reason, id_tag, at):
+    def _end(self, key, meter_stop, reason, id_tag, at, last_sample=None):
         rec = self._tx.get(key)
         if rec is None:
             log.warning("end of unknown transaction %s ignored", key)
             return False
         if rec["stop"] is not None:
             return False
+        cap = self._cfg("StopTransactionMaxMeterValues")
+        if last_sample is not None and cap > 0:
+            rec["samples"].append({"at": last_sample["at"],
+                                   "sampledValue": last_sample["sampledValue"]})
+            thin_samples(rec["samples"], cap)
         rec["stop"] = {"meter_stop": int(round(meter_stop)), "at": at, "reason": reason,
                        "id_tag": id_tag}
         self._save_tx(rec)

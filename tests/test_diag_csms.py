@@ -430,13 +430,38 @@ def test_a_bad_url_never_echoes_the_password():
     assert "must not contain credentials" in text
 
 
-def test_progress_on_a_terminal(tmp_path, csms_factory):
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
+def test_progress_on_a_terminal(tmp_path, csms_factory, monkeypatch, capsys):
+    from tools.diag import render
+    monkeypatch.setattr(render, "_stderr_tty", lambda: True)
     csms = csms_factory()
     ini = write_ini(tmp_path, csms.url())
-    code, text = run(["--config", ini, "csms"], out=Tty())
+    code, text = run(["--config", ini, "csms"])
     assert code == 0
-    assert "\r\033[K2  connecting to 127.0.0.1:%d" % csms.port in text
-    assert "4  websocket upgrade ws://127.0.0.1" in text
+    err = capsys.readouterr().err
+    assert "\r\033[K2  connecting to 127.0.0.1:%d" % csms.port in err
+    assert "4  websocket upgrade ws://127.0.0.1" in err
+    assert "\r" not in text          # the report itself has no progress in it
+    assert PASSWORD not in err
+
+
+def test_through_the_dispatcher(tmp_path, csms_factory):
+    """python -m tools.diag csms, as the technician runs it."""
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(root, "tools", "diag", "__main__.py")):
+        pytest.skip("tools/diag/__main__.py (the dispatcher) is not there yet")
+    csms = csms_factory()
+    ini = write_ini(tmp_path, csms.url())
+    r = subprocess.run([sys.executable, "-m", "tools.diag", "--config", ini, "csms", "--json"],
+                       cwd=root, capture_output=True, timeout=60)
+    out = r.stdout.decode()
+    assert r.returncode == 0, out + r.stderr.decode()
+    assert json.loads(out)["ok"] is True
+    assert PASSWORD not in out + r.stderr.decode()
+    csms.password = "another-one"
+    r = subprocess.run([sys.executable, "-m", "tools.diag", "--config", ini, "csms"],
+                       cwd=root, capture_output=True, timeout=60)
+    assert r.returncode == 1
+    assert "the CSMS refused the password for %s" % CP_ID in r.stdout.decode()
+    assert PASSWORD not in r.stdout.decode() + r.stderr.decode()

@@ -352,60 +352,101 @@ def test_rfid_spi_device_missing(rfid_chip, no_firmware, short_dir):
 
 
 # --- through the maintenance socket -----------------------------------------------------------------
+# Answers as firmware/maintenance_handlers.py gives them ("device" request).
 
 READING = {"energy_wh": 1234567.0, "power_w": 7360.0, "current_a": [10.6, 10.7, 10.7],
-           "voltage_v": [230.1, 229.8, 231.0], "frequency_hz": 50.02}
+           "voltage_v": [230.1, 229.8, 231.0], "frequency_hz": 50.02, "temperature_c": None,
+           "soc_percent": None, "age_s": 0.4}
 STATUS_OK = {"signal_dbm": -67, "registered": True, "operator": "Op", "iccid": "8949020000123456789",
              "imsi": "001010123456789", "imei": "352088110042172", "sim_ready": True,
-             "model": "EG25-G", "firmware": "R07", "extra": {"registration": "roaming", "act": 7}}
+             "model": "EG25-G", "firmware": "R07", "extra": {"registration": "roaming", "act": 7},
+             "age_s": 12.0}
 STATUS_NO_SIM = {"signal_dbm": -80, "registered": False, "operator": None, "iccid": None,
                  "imsi": None, "imei": "352088110042172", "sim_ready": False,
-                 "model": "EG25-G", "firmware": "R07", "sim_state": "SIM not inserted"}
+                 "model": "EG25-G", "firmware": "R07",
+                 "extra": {"sim_state": "SIM not inserted", "registration": "not searching"}}
+
+
+def check(name, device, result, detail, error_code="NoError", hint=None, connector=None):
+    return {"name": name, "device": device, "connector": connector, "result": result,
+            "error_code": error_code, "detail": detail, "hint": hint}
+
+
+def meter_answer(sample=READING, checks=None):
+    checks = checks or [check("meter 1", "meter", "pass", "fine", connector=1)]
+    return {"ok": True, "device": "meter", "checks": checks,
+            "healthy": all(c["result"] != "fail" for c in checks), "connectors": {"1": sample}}
+
+
+def modem_answer(status, checks=None):
+    checks = checks or [check("modem", "modem", "pass", "fine")]
+    return {"ok": True, "device": "modem", "checks": checks,
+            "healthy": all(c["result"] != "fail" for c in checks), "status": status}
+
+
+def rfid_answer(card, healthy=True):
+    checks = [check("card reader", "rfid", "pass", "answers")] if healthy else [
+        check("card reader", "rfid", "fail", "RFID reader does not answer (VersionReg 0x00)",
+              "ReaderFailure", "The card reader does not answer: check its cable.")]
+    return {"ok": True, "device": "rfid", "checks": checks, "healthy": healthy,
+            "last_card": None, "card": card, "waited_s": 0.5 if card else 2.0}
 
 
 def test_meter_via_the_firmware(maintenance):
-    fw = maintenance(lambda r: {"ok": True, "reading": READING})
+    fw = maintenance(lambda r: meter_answer())
     code, text = run(["--socket", fw.path, "meter", "--count", "2", "--interval", "0.2"])
     assert code == 0, text
-    assert fw.requests[0] == {"cmd": "device", "name": "meter", "action": "read",
-                              "timeout": device_cmds.METER_REQUEST_TIMEOUT}
+    assert fw.requests[0] == {"cmd": "device", "name": "meter", "action": "read"}
     assert len(fw.requests) == 2
-    assert "meter read by the firmware" in text
+    assert "meter 1 read by the firmware" in text
+    assert "measured 0.4 s before" in text
     assert "230.1 V" in text and "10.60 A" in text and "7.36 kW" in text
     assert "1234.567 kWh" in text and "50.02 Hz" in text
 
 
 def test_meter_json_via_the_firmware(maintenance):
-    fw = maintenance(lambda r: {"ok": True, "reading": READING})
+    fw = maintenance(lambda r: meter_answer())
     code, text = run(["--json", "--socket", fw.path, "meter", "--count", "1"])
     assert code == 0
     (doc,) = json_lines(text)
-    assert doc["source"] == "firmware"
+    assert doc["source"] == "firmware" and doc["ok"] is True
     assert doc["voltage_v"] == READING["voltage_v"] and doc["energy_wh"] == READING["energy_wh"]
 
 
 def test_meter_offline_via_the_firmware(maintenance):
     error = "meter did not answer at address 1, 9600 8N1 on /dev/ttyUSB0: check RS-485 A/B wiring"
-    fw = maintenance(lambda r: {"ok": False, "error": error})
+    failing = check("meter 1", "meter", "fail", error, "PowerMeterFailure",
+                    "The energy meter does not answer: check its supply.", connector=1)
+    fw = maintenance(lambda r: meter_answer(None, [failing]))
     code, text = run(["--socket", fw.path, "meter", "--count", "1"])
     assert code == 1
-    assert "FAIL: " + error in text
-    assert "what to do:" in text
+    assert "FAIL: meter 1: %s (the station reports PowerMeterFailure)" % error in text
+    assert "what to do: The energy meter does not answer" in text
+    code, text = run(["--socket", fw.path, "--json", "meter", "--count", "1"])
+    (doc,) = json_lines(text)
+    assert doc["ok"] is False and doc["error_code"] == "PowerMeterFailure"
+
+
+def test_meter_unknown_connector_via_the_firmware(maintenance):
+    fw = maintenance(lambda r: meter_answer())
+    code, text = run(["--socket", fw.path, "meter", "--count", "1", "--connector", "2"])
+    assert code == 1
+    assert "the firmware has no connector 2 (it has 1)" in text
 
 
 def test_modem_via_the_firmware(maintenance):
-    fw = maintenance(lambda r: {"ok": True, "status": STATUS_OK})
+    fw = maintenance(lambda r: modem_answer(STATUS_OK))
     code, text = run(["--socket", fw.path, "modem"])
     assert code == 0, text
-    assert fw.requests == [{"cmd": "device", "name": "modem", "action": "read",
-                            "timeout": device_cmds.MODEM_TIMEOUT}]
-    assert "read by the firmware" in text
+    assert fw.requests == [{"cmd": "device", "name": "modem", "action": "read"}]
+    assert "read by the firmware (maintenance socket), 12 s old" in text
     assert "-67 dBm (excellent)" in text and "registered (roaming)" in text
     assert "Op (LTE)" in text
 
 
 def test_modem_without_sim_via_the_firmware(maintenance):
-    fw = maintenance(lambda r: {"ok": True, "status": STATUS_NO_SIM})
+    warn = check("modem", "modem", "warn", "NOT registered, SIM NOT ready")
+    fw = maintenance(lambda r: modem_answer(STATUS_NO_SIM, [warn]))
     code, text = run(["--socket", fw.path, "--json", "modem"])
     assert code == 1
     (doc,) = json_lines(text)
@@ -419,41 +460,97 @@ def test_modem_without_sim_via_the_firmware(maintenance):
     assert "FAIL: SIM not ready" in text
 
 
+def test_modem_not_answering_via_the_firmware(maintenance):
+    failing = check("modem", "modem", "fail", "the last 3 status queries failed", "WeakSignal",
+                    "The LTE modem does not answer.")
+    fw = maintenance(lambda r: modem_answer(None, [failing]))
+    code, text = run(["--socket", fw.path, "modem"])
+    assert code == 1
+    assert "FAIL: modem: the last 3 status queries failed (the station reports WeakSignal)" in text
+
+
 def test_modem_weak_signal_fails(maintenance):
-    status = dict(STATUS_OK, signal_dbm=-109)
-    fw = maintenance(lambda r: {"ok": True, "status": status})
+    fw = maintenance(lambda r: modem_answer(dict(STATUS_OK, signal_dbm=-109)))
     code, text = run(["--socket", fw.path, "modem"])
     assert code == 1
     assert "-109 dBm (poor)" in text and "too weak" in text and "antenna" in text
 
 
 def test_rfid_via_the_firmware(maintenance):
-    fw = maintenance(lambda r: {"ok": True, "id_tag": "04A1B2C3"})
+    fw = maintenance(lambda r: rfid_answer({"id_tag": "04A1B2C3", "at": "2026-01-01T00:00:00Z"}))
     code, text = run(["--socket", fw.path, "rfid"])
     assert code == 0
     assert fw.requests == [{"cmd": "device", "name": "rfid", "action": "wait_card",
-                            "timeout": 30.0}]
-    assert "card: 04A1B2C3" in text and "the firmware" in text
+                            "timeout": 30.0, "consume": True}]
+    assert "card: 04A1B2C3" in text
+    assert "the firmware (it did not use this card for charging)" in text
 
 
-@pytest.mark.parametrize("reply", [{"ok": True, "id_tag": None},
-                                   {"ok": False, "error": "no card presented within 2 s"}])
-def test_rfid_no_card_via_the_firmware(maintenance, reply):
-    fw = maintenance(lambda r: reply)
+def test_rfid_no_card_via_the_firmware(maintenance):
+    fw = maintenance(lambda r: rfid_answer(None))
     code, text = run(["--socket", fw.path, "rfid", "--timeout", "2"])
     assert code == 1
     assert "FAIL: no card presented within 2 s" in text
     assert fw.requests[0]["timeout"] == 2.0
 
 
+def test_rfid_reader_broken_via_the_firmware(maintenance):
+    fw = maintenance(lambda r: rfid_answer(None, healthy=False))
+    code, text = run(["--socket", fw.path, "rfid", "--timeout", "2"])
+    assert code == 1
+    assert ("FAIL: card reader: RFID reader does not answer (VersionReg 0x00) "
+            "(the station reports ReaderFailure)") in text
+
+
+def test_the_briefs_short_answers_are_understood(maintenance):
+    """{"reading": ...}, {"status": ...}, {"id_tag": ...} without checks."""
+    answers = {"meter": {"ok": True, "reading": READING},
+               "modem": {"ok": True, "status": STATUS_OK},
+               "rfid": {"ok": True, "id_tag": "04A1B2C3"}}
+    fw = maintenance(lambda r: answers[r["name"]])
+    assert run(["--socket", fw.path, "meter", "--count", "1"])[0] == 0
+    assert run(["--socket", fw.path, "modem"])[0] == 0
+    code, text = run(["--socket", fw.path, "rfid"])
+    assert code == 0 and "card: 04A1B2C3" in text
+
+
+def test_a_refused_request(maintenance):
+    fw = maintenance(lambda r: {"ok": False, "error": "the firmware is starting: no state "
+                                                      "published yet"})
+    code, text = run(["--socket", fw.path, "modem"])
+    assert code == 1
+    assert "FAIL: the firmware is starting: no state published yet" in text
+
+
 def test_firmware_that_does_not_answer(maintenance, monkeypatch):
-    monkeypatch.setattr(device_cmds, "SOCKET_MARGIN", 0.3)
+    monkeypatch.setattr(device_cmds, "FIRMWARE_TIMEOUT", 0.3)
     fw = maintenance(lambda r: None)
     start = time.monotonic()
     code, text = run(["--socket", fw.path, "rfid", "--timeout", "1"])
     assert time.monotonic() - start < 5
     assert code == 1
     assert "FAIL: the firmware did not answer within 1.3 s" in text
+
+
+def test_with_the_real_maintenance_server(short_dir):
+    """The wire format of firmware/maintenance.py's server (its peer check included)."""
+    try:
+        from firmware.maintenance import MaintenanceServer
+    except ImportError:
+        pytest.skip("firmware/maintenance.py is not there")
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return meter_answer()
+    server = MaintenanceServer(os.path.join(short_dir, "run", "maintenance.sock"), handler).start()
+    try:
+        code, text = run(["--data-dir", short_dir, "meter", "--count", "1"])
+    finally:
+        server.stop()
+    assert code == 0, text
+    assert "meter 1 read by the firmware" in text
+    assert seen and seen[0]["cmd"] == "device" and seen[0]["name"] == "meter"
 
 
 @needs_meter_emulator
@@ -465,3 +562,20 @@ def test_stale_socket_file_means_the_firmware_is_not_running(meter_emulator, sho
     code, text = run(["--socket", path, "meter", "--port", meter_emulator.port, "--count", "1"])
     assert code == 0, text
     assert "opened directly" in text
+
+
+@needs_meter_emulator
+def test_meter_through_the_dispatcher(meter_emulator, no_firmware):
+    """python -m tools.diag meter ..., as the technician runs it (--json after the
+    subcommand works too)."""
+    import subprocess
+    import sys
+    if not os.path.exists(os.path.join(ROOT, "tools", "diag", "__main__.py")):
+        pytest.skip("tools/diag/__main__.py (the dispatcher) is not there yet")
+    r = subprocess.run([sys.executable, "-m", "tools.diag"] + no_firmware +
+                       ["meter", "--port", meter_emulator.port, "--count", "2",
+                        "--interval", "0.2", "--json"],
+                       cwd=ROOT, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    docs = json_lines(r.stdout.decode())
+    assert [d["reading"] for d in docs] == [1, 2] and all(d["ok"] for d in docs)

@@ -139,7 +139,7 @@ def render(schema_dir):
         "memory wherever no .pyc is at hand (a string costs it next to nothing).",
         '"""',
         "",
-        "from ocpp_core.framing import _loads",
+        "from ocpp_core.framing import loads as _loads",
         "",
         '_SPECS = r"""{',
         ",\n".join(body),

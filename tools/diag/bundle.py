@@ -217,7 +217,7 @@ def run(args, out):
                                           ("selftest.json", "selftest", {"actuate": False})):
                     progress("bundle: %s..." % cmd)
                     try:
-                        answer = c.call(cmd, timeout=args.timeout, **fields)
+                        answer = c.call(cmd, wait=args.timeout, **fields)
                     except (client.Refused, client.NoAnswer) as e:
                         b.skipped.append((name, str(e)))
                         failed.append(name)

@@ -177,11 +177,13 @@ class MaintenanceClient:
             raise DiagError("the firmware answered something that is not a JSON object")
         return obj
 
-    def request(self, cmd, timeout=None, **fields):
-        """One request; the response dict, whatever its "ok"."""
+    def request(self, cmd, wait=None, **fields):
+        """One request; the response dict, whatever its "ok". wait: seconds for
+        the answer (default: the client's timeout); every other keyword is a
+        field of the request (a device request's own "timeout" among them)."""
         if self._sock is None:
             self.connect()
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if wait is None else wait
         fields["cmd"] = cmd
         self._send(fields)
         try:
@@ -195,9 +197,9 @@ class MaintenanceClient:
             raise DiagError("the firmware closed the maintenance connection (is it stopping?)")
         return response
 
-    def call(self, cmd, timeout=None, **fields):
+    def call(self, cmd, wait=None, **fields):
         """One request; the response when ok, else Refused with the firmware's error."""
-        response = self.request(cmd, timeout, **fields)
+        response = self.request(cmd, wait, **fields)
         if not response.get("ok"):
             raise Refused(response.get("error") or "the firmware refused %r" % cmd, response)
         return response

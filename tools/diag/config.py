@@ -51,7 +51,7 @@ def run(args, out):
     with client.connect(args, timeout=args.timeout) as c:
         if action == "set":
             value = _read_value() if args.value == "-" else args.value
-            answer = c.call("config_set", timeout=args.timeout, key=args.key, value=value)
+            answer = c.call("config_set", wait=args.timeout, key=args.key, value=value)
             if as_json:
                 render.emit_json({"ok": True, "key": answer.get("key"),
                                   "status": answer.get("status"),
@@ -66,7 +66,7 @@ def run(args, out):
             return 0 if answer.get("status") in OK_STATUSES else 1
         keys = list(getattr(args, "keys", None) or [])
         fields = {"keys": keys} if keys else {}
-        answer = c.call("config_get", timeout=args.timeout, **fields)
+        answer = c.call("config_get", wait=args.timeout, **fields)
     rows = answer.get("configuration") or []
     unknown = answer.get("unknown") or []
     if as_json:

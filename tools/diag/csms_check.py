@@ -34,11 +34,12 @@ import json
 import os
 import socket
 import ssl
-import sys
 import tempfile
 import threading
 import time
 from urllib.parse import urlsplit
+
+from tools.diag import render
 
 DEFAULT_TIMEOUT = 10.0
 SUBPROTOCOL = "ocpp1.6"
@@ -246,17 +247,10 @@ class Report:
         self.steps = []            # dicts, in order
         self.failure = None        # (step name, summary, hint)
         self.notes = []
-        self._progress_stream = self._tty(sys.stderr if as_json else out)
-        self._progress_shown = False
-
-    @staticmethod
-    def _tty(stream):
-        try:
-            return stream if stream.isatty() else None
-        except (AttributeError, ValueError):
-            return None
+        self._progress = render.Progress()   # stderr, only when it is a terminal
 
     def _write(self, text):
+        self._progress.done()
         self.out.write(_scrub(text, self.secrets))
 
     def _flush(self):
@@ -264,20 +258,11 @@ class Report:
         if flush is not None:
             flush()
 
-    # progress on a terminal only: one line, rewritten in place
     def progress(self, text):
-        stream = self._progress_stream
-        if stream is None:
-            return
-        stream.write("\r\033[K" + _scrub(text, self.secrets))
-        stream.flush()
-        self._progress_shown = True
+        self._progress(_scrub(text, self.secrets))
 
     def _clear_progress(self):
-        if self._progress_shown:
-            self._progress_stream.write("\r\033[K")
-            self._progress_stream.flush()
-            self._progress_shown = False
+        self._progress.done()
 
     def begin(self, target):
         self.target = target

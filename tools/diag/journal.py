@@ -28,7 +28,7 @@ def add_parser(subparsers):
 
 
 def fetch(c, limit=100, timeout=TIMEOUT):
-    answer = c.call("journal", timeout=timeout, limit=limit)
+    answer = c.call("journal", wait=timeout, limit=limit)
     answer.pop("ok", None)
     answer.pop("id", None)
     return answer

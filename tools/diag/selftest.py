@@ -34,7 +34,7 @@ def add_parser(subparsers):
 
 def request(c, actuate, timeout=None):
     timeout = timeout or (ACTUATE_TIMEOUT if actuate else TIMEOUT)
-    return c.call("selftest", timeout=timeout, actuate=bool(actuate))
+    return c.call("selftest", wait=timeout, actuate=bool(actuate))
 
 
 def run(args, out):

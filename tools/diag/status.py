@@ -46,7 +46,7 @@ def problems(status):
 
 def run(args, out):
     with client.connect(args, timeout=args.timeout) as c:
-        status = c.call("status", timeout=args.timeout)
+        status = c.call("status", wait=args.timeout)
     found = problems(status)
     if getattr(args, "json", False):
         status["problems"] = [{"what": w, "detail": d} for w, d in found]
