@@ -147,12 +147,15 @@ def build_emulated(cfg):
                             baudrate=9600, timeout=0.5)
         hal.connectors[1]["meter"] = _SavingMeter(meter, persistence)
         hal.on_close.append(meter.close)
-        board = start_rapi_board(world, cid=1)
+        board = start_rapi_board(world, cid=1, enabled=False)
         emulators.append(board)
-        hal.connectors[1]["pilot"] = RapiPilot(board.port, baudrate=115200, timeout=1.0)
+        pilot = RapiPilot(board.port, baudrate=115200, timeout=1.0)
+        hal.connectors[1]["pilot"] = pilot
+        hal.on_close.append(pilot.close)
         modem_emu = start_fake_modem(world)
         emulators.append(modem_emu)
         hal.modem = AtModem(modem_emu.port, baudrate=115200, timeout=2.0)
+        hal.on_close.append(hal.modem.close)
         hal.rfid = Mfrc522Reader(spi=FakeSpiDev(world))
         contactors, locks, indicator = _gpio_kwargs(cfg)
         fake = FakeGPIO(world, wiring_for(contactors, locks, indicator))
@@ -207,7 +210,8 @@ def build_pi(cfg):
               modem=AtModem(modem_port, baudrate=modem.integer("baudrate", 1200, 921600)),
               indicator=None, connectors=connectors)
     _attach_gpio(hal, gpio)
-    hal.on_close.insert(0, hal.rfid.close)
+    hal.on_close[:0] = [hal.rfid.close, connectors[1]["pilot"].close, hal.modem.close,
+                        connectors[1]["meter"].close]
     if hal.indicator is None:
         from hal_mocks.sim import SimIndicator
         hal.indicator = SimIndicator()      # no LED wired: remember the state only

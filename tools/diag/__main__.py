@@ -69,8 +69,7 @@ def build_parser():
                 if name in sub.choices:
                     continue
                 q = sub.add_parser(name, help="(not available in this build)", add_help=False)
-                q.add_argument("rest", nargs=argparse.REMAINDER)
-                q.set_defaults(func=_unavailable(names, reason))
+                q.set_defaults(func=_unavailable(names, reason), placeholder=True)
             continue
         for name in set(sub.choices) - before:
             owners[name] = module
@@ -88,7 +87,9 @@ def build_parser():
 def main(argv=None, out=None):
     out = out or sys.stdout
     parser, owners = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "placeholder", False):
+        parser.error("unrecognized arguments: %s" % " ".join(unknown))
     if not args.command:
         parser.print_help(out)
         return 2
