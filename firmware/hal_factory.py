@@ -184,17 +184,17 @@ def build_pi(cfg):
     from drivers.rfid_mfrc522 import Mfrc522Reader
 
     sections = cfg.device_sections
+    meter_cfg = meter_settings(Section("meter", sections.get("meter")))
+    pilot = Section("pilot", sections.get("pilot"))
+    modem = Section("modem", sections.get("modem"))
+    pilot_port, modem_port = pilot.serial_port("port"), modem.serial_port("port")
+    contactors, locks, indicator = _gpio_kwargs(cfg)
     rfid = Section("rfid", sections.get("rfid"))
     bus_no, dev_no = rfid.integer("spi_bus", 0, 6), rfid.integer("spi_device", 0, 3)
     if not os.path.exists("/dev/spidev%d.%d" % (bus_no, dev_no)):
         raise ConfigError("[rfid] spi_bus/spi_device: /dev/spidev%d.%d does not exist "
                           "(enable SPI: raspi-config nonint do_spi 0, then reboot)"
                           % (bus_no, dev_no))
-    meter_cfg = meter_settings(Section("meter", sections.get("meter")))
-    pilot = Section("pilot", sections.get("pilot"))
-    modem = Section("modem", sections.get("modem"))
-    pilot_port, modem_port = pilot.serial_port("port"), modem.serial_port("port")
-    contactors, locks, indicator = _gpio_kwargs(cfg)
     bus = GpioBus()
     for pin in (7, 8, 9, 10, 11):       # SPI0 belongs to the card reader
         bus.reserve("[rfid] SPI0 pin", pin)

@@ -64,7 +64,7 @@ class StationConfig:
 
 
 def _read_ini(path):
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)

@@ -1,5 +1,6 @@
 """Bad flags and bad config files: non-zero exit and one clear line, never a traceback."""
 
+import os
 import subprocess
 import sys
 
@@ -103,3 +104,65 @@ def test_flags_override_config_file(tmp_path):
     assert cfg.bench_port == 7711
     assert cfg.boot_notification()["chargePointVendor"] == "ACME"
     assert "s3cret" not in repr(cfg)
+
+
+def test_pi_hal_names_a_missing_serial_port(tmp_path):
+    ini = tmp_path / "station.ini"
+    ini.write_text("[meter]\nport = /dev/ttyNOPE9\n")
+    code, out, err = run_firmware(base_args(tmp_path, **{"--hal": "pi"}) + ["--config", str(ini)])
+    assert_one_line_error(code, out, err, "[meter] port", "/dev/ttyNOPE9", "does not exist")
+
+
+def test_pi_hal_names_a_missing_spi_device(tmp_path):
+    ini = tmp_path / "station.ini"
+    ini.write_text("[meter]\nport = socket://127.0.0.1:1\n[pilot]\nport = socket://127.0.0.1:1\n"
+                   "[modem]\nport = socket://127.0.0.1:1\n[rfid]\nspi_bus = 5\nspi_device = 3\n")
+    code, out, err = run_firmware(base_args(tmp_path, **{"--hal": "pi"}) + ["--config", str(ini)])
+    assert_one_line_error(code, out, err, "[rfid]", "/dev/spidev5.3")
+
+
+@pytest.mark.parametrize("section,option,value,words", [
+    ("meter", "baudrate", "9601", ("[meter] baudrate",)),
+    ("meter", "model", "XYZ1", ("[meter] model", "SDM630")),
+    ("gpio", "contactor_pin", "40", ("[gpio] contactor_pin",)),
+    ("gpio", "led_red_pin", "17", ("led_red_pin", "17")),          # same pin as the contactor
+])
+def test_pi_hal_bad_device_setting(tmp_path, section, option, value, words):
+    ini = tmp_path / "station.ini"
+    ports = "".join("[%s]\nport = socket://127.0.0.1:1\n" % s for s in ("pilot", "modem")
+                    if s != section)
+    body = "[meter]\nport = socket://127.0.0.1:1\n" if section != "meter" else ""
+    ini.write_text(ports + body + "[%s]\n%s = %s\n%s" % (
+        section, option, value, "port = socket://127.0.0.1:1\n" if section == "meter" else ""))
+    code, out, err = run_firmware(base_args(tmp_path, **{"--hal": "pi"}) + ["--config", str(ini)])
+    assert_one_line_error(code, out, err, *words)
+
+
+def test_example_station_config_is_valid(tmp_path, monkeypatch):
+    """tools/deploy/station.example.ini documents every setting; it must load."""
+    from argparse import Namespace
+
+    from firmware import device_config
+    from firmware.station_config import load
+    example = os.path.join(ROOT, "tools", "deploy", "station.example.ini")
+    ns = Namespace(config=example, hal=None, csms_url=None, charge_point_id=None, password=None,
+                   data_dir=str(tmp_path / "d"), bench_port=None, log_level=None)
+    cfg = load(ns)
+    assert cfg.hal == "pi" and cfg.fixed_cable is True and cfg.connectors == 1
+    assert cfg.csms_url.startswith("wss://")
+    monkeypatch.setattr(device_config, "_exists", lambda path: True)
+    meter = device_config.meter_settings(device_config.Section("meter", cfg.device_sections["meter"]))
+    assert meter == {"port": "/dev/ttyUSB0", "model": "SDM630", "address": 1, "baudrate": 9600,
+                     "parity": "N", "stopbits": 1, "timeout": 0.5}
+    gpio = device_config.Section("gpio", cfg.device_sections["gpio"])
+    assert device_config.pins_in_use(gpio) == {17: "contactor_pin", 27: "contactor_feedback_pin",
+                                               5: "led_red_pin", 6: "led_green_pin",
+                                               13: "led_blue_pin"}
+
+
+def test_install_script_is_valid_bash():
+    script = os.path.join(ROOT, "tools", "deploy", "install-pi.sh")
+    p = subprocess.run(["bash", "-n", script], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run(["bash", script, "--dry-run"], capture_output=True, text=True)
+    assert "+ systemctl enable pi-ocpp.service" in p.stdout
