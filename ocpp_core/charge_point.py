@@ -12,7 +12,6 @@ Who does what:
   operations/      one module per CSMS-initiated operation
 """
 
-import logging
 
 from ocpp_core import connector as conn
 from ocpp_core import errors
@@ -22,8 +21,9 @@ from ocpp_core.journal import Journal
 from ocpp_core.metering import next_aligned, sampled_values
 from ocpp_core.registration import Registration
 from ocpp_core.status import StatusNotifier
+from ocpp_core.log import get_logger
 
-log = logging.getLogger("ocpp.cp")
+log = get_logger("ocpp.cp")
 
 IMPLEMENTED_PROFILES = ("Core",)
 LOCK_TIMEOUT = 5.0          # s; a lock that has not confirmed by then has failed

@@ -27,12 +27,12 @@ characters (checked by the validator) and normalising it never lengthens it.
 Standard library only, no dataclasses or metaprogramming (MicroPython port).
 """
 
-import logging
 
 from ocpp_core import errors
 from ocpp_core.catalogue import ACTIONS
+from ocpp_core.log import get_logger
 
-log = logging.getLogger("ocpp.config")
+log = get_logger("ocpp.config")
 
 STORE_NAME = "config"
 HIDDEN = "<hidden>"          # what logs and diagnostics show for a write-only value

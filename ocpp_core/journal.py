@@ -43,13 +43,13 @@ interval of energy is missing from the PowerLoss meterStop.
 Standard library only, plain class: portable to MicroPython.
 """
 
-import logging
 
 from ocpp_core import errors
 from ocpp_core.catalogue import ACTIONS
 from ocpp_core.validation import first_violation
+from ocpp_core.log import get_logger
 
-log = logging.getLogger("ocpp.journal")
+log = get_logger("ocpp.journal")
 
 START = "StartTransaction"
 METER = "MeterValues"

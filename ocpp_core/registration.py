@@ -9,11 +9,11 @@ interval of 20 s the MeterValues would suppress every Heartbeat, the OCA test
 tool (TC_001) waits for one, and its currentTime keeps our clock right.
 """
 
-import logging
 
 from ocpp_core import errors
+from ocpp_core.log import get_logger
 
-log = logging.getLogger("ocpp.registration")
+log = get_logger("ocpp.registration")
 
 NOT_SENT = "NotSent"
 PENDING = "Pending"

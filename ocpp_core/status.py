@@ -9,12 +9,12 @@
 - After BootNotification is accepted, every connector (0 included) is reported.
 """
 
-import logging
 
 from ocpp_core import connector as conn
 from ocpp_core import errors
+from ocpp_core.log import get_logger
 
-log = logging.getLogger("ocpp.status")
+log = get_logger("ocpp.status")
 
 
 class StatusNotifier:

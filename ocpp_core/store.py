@@ -25,15 +25,15 @@ directory fsync may be missing: then those steps are skipped).
 
 import errno
 import json
-import logging
 import os
+from ocpp_core.log import get_logger
 
 try:
     from binascii import crc32 as _crc32
 except ImportError:  # a port without binascii.crc32
     _crc32 = None
 
-log = logging.getLogger("ocpp.store")
+log = get_logger("ocpp.store")
 
 MAGIC = "OCPPSTORE1"
 TMP_SUFFIX = ".tmp"
