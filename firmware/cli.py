@@ -50,6 +50,22 @@ def main(argv=None):
     except ConfigError as e:
         return _fail(e)
     logging_setup.setup(cfg.log_level)
+    from firmware.maintenance import MaintenanceError, MaintenanceServer, socket_path
+    # First of all: a firmware already running on this data dir answers on its
+    # socket, and this one must then not touch the journal.
+    maint = MaintenanceServer(socket_path(cfg.data_dir), None)
+    try:
+        maint.start()
+    except MaintenanceError as e:
+        return _fail(e)
+    try:
+        return _run(cfg, maint)
+    finally:
+        maint.stop()
+
+
+def _run(cfg, maint):
+    from firmware.maintenance_handlers import MaintenanceBridge
     from firmware.hal_factory import build_hal
     from firmware.main_loop import Firmware
     try:
@@ -70,6 +86,8 @@ def main(argv=None):
                          % (cfg.bench_port, getattr(e, "strerror", None) or e))
         log.info("bench control on 127.0.0.1:%d", bench.port)
     fw = Firmware(cfg, hal)
+    fw.maintenance.server = maint
+    maint.set_handler(MaintenanceBridge(fw).handle)
     if bench is not None:
         bench.status_provider = lambda: fw.snapshot
     signal.signal(signal.SIGTERM, lambda *_: fw.stop())
@@ -80,6 +98,7 @@ def main(argv=None):
         if bench is not None:
             bench.stop()
     if restart:
+        maint.stop()      # before exec: the next run finds no stale socket
         log.info("re-executing after a %s reset", restart)
         logging.shutdown()
         os.execv(sys.executable, [sys.executable, "-m", "firmware"] + sys.argv[1:])

@@ -40,6 +40,7 @@ CLOSE_WAIT = 0.5          # how long a polite close waits for the CSMS's close f
 STOP_JOIN = 2.0           # stop() gives the threads this long in all
 MAX_REASON = 200
 
+_RECONNECT = object()   # outbox marker: drop after the frames queued before it
 _PING = object()          # outbox item: send a websocket ping
 
 
@@ -249,10 +250,12 @@ class CsmsLink:
         self._ping_interval = max(0.0, float(seconds or 0))
 
     def reconnect(self):
-        """Drop the current connection; it comes back after the normal back-off."""
+        """Drop the current connection once what was already handed to send() has
+        gone out (the answer to the ChangeConfiguration that asked for this one);
+        it comes back after the normal back-off."""
         conn = self._conn
         if conn is not None:
-            conn.drop("reconnect requested", graceful=True)
+            self._outbox.put((conn, _RECONNECT))
 
     # --- internals -------------------------------------------------------------------
     def _secrets(self):
@@ -489,6 +492,9 @@ class CsmsLink:
             conn, payload = item
             if conn.closed or conn.drop_reason is not None or conn is not self._conn:
                 continue   # queued for a connection that has gone
+            if payload is _RECONNECT:
+                conn.drop("reconnect requested", graceful=True)
+                continue
             try:
                 if payload is _PING:
                     conn.ws.ping()

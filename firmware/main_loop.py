@@ -9,6 +9,7 @@ frame arrives, however slow the meter or the modem is.
 import logging
 import queue
 
+from firmware import maintenance_handlers
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker)
 from firmware.link import CsmsLink, LinkSettings, build_url
@@ -41,12 +42,14 @@ class Firmware:
         self.hal = hal
         self.clock = clock or Clock()
         self.events = queue.Queue()
+        self.maintenance = maintenance_handlers.Maintenance()
+        self.modem_status = None
         self.link = CsmsLink(LinkSettings(url=build_url(cfg.csms_url, cfg.charge_point_id),
                                           charge_point_id=cfg.charge_point_id,
                                           password=cfg.password, ca_bundle=cfg.ca_bundle),
                              self.events)
         self.rpc = RpcEndpoint(CHARGE_POINT, self.link.send, clock=self.clock.monotonic,
-                               trace=_trace)
+                               trace=self._trace_frame)
         self.store = Store(cfg.data_dir)
         self.profile = StationProfile(number_of_connectors=len(hal.connectors),
                                       fixed_cable=cfg.fixed_cable,
@@ -55,6 +58,7 @@ class Firmware:
         self.station = HalStation(self.connector_workers, self._request_restart)
         self.cp = ChargePoint(self.rpc, self.clock, self.store, self.station, self.profile,
                               self._boot_payload())
+        self.maintenance.attach(self)      # fault log and card hook for tools.diag
         self._apply_engine_settings()
         self.snapshot = {}
         self.systemd = Notifier()
@@ -187,6 +191,12 @@ class Firmware:
             cp.connection_down()
         elif kind == "stop":
             self._graceful_stop()
+        elif kind == "maint":       # a tools.diag request that needs the engine
+            maintenance_handlers.dispatch(self, value)
+
+    def _trace_frame(self, direction, text):
+        _trace(direction, text)
+        self.maintenance.publish_trace(direction, text)
 
     def _modem_status(self, status):
         known = self.store.load("modem", {}) or {}
@@ -248,6 +258,7 @@ class Firmware:
                      "registration": cp.registration.status,
                      "queued_messages": cp.journal.pending_count()},
         }
+        maintenance_handlers.publish(self)
         state = _INDICATOR.get(cp.status.status_of(1) or "", "available")
         if not self.link.connected and state == "available":
             state = "offline"

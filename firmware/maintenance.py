@@ -29,12 +29,13 @@ not an object, no "cmd", unknown command, over 64 KiB) is answered with
         frames seen before (at most BACKLOG), then every OCPP frame as
         {"t": epoch seconds, "dir": "tx"|"rx", "frame": "<text>"} until the
         client disconnects. A subscriber that does not keep up loses lines
-        (then {"dropped": n} says how many): the firmware never waits for it.
+        (then {"dropped": n} says how many): the firmware never waits for it;
+        one that reads nothing for SEND_TIMEOUT (5 s) is disconnected.
 
 Every other command goes to handler(request) -> response dict, called on the
 connection's own thread (see firmware/maintenance_handlers.py). The handler may
-be set after start() (None until then: requests are told the firmware is
-starting), so that the socket can be claimed first thing: a firmware already
+be given after start(), with set_handler() (until then requests are told the
+firmware is starting), so that the socket can be claimed first thing: a firmware already
 running with the same data directory answers on it, and a second one then
 refuses to start (MaintenanceError) before it touches the journal.
 """
@@ -161,6 +162,7 @@ class MaintenanceServer:
         self._backlog = collections.deque(maxlen=BACKLOG)
         self._stopping = False
         self._served = 0
+        self.replaced_stale = False
 
     # --- life cycle -------------------------------------------------------------------
     def start(self):
@@ -171,13 +173,20 @@ class MaintenanceServer:
         self._prepare_directory(os.path.dirname(self.path) or ".")
         self._remove_stale()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bound = False
         try:
             listener.bind(self.path)
+            bound = True
             os.chmod(self.path, 0o600)
             listener.listen(MAX_CLIENTS)
             self._inode = os.stat(self.path).st_ino
         except OSError as e:
             listener.close()
+            if bound:
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
             raise MaintenanceError("cannot create the maintenance socket %s: %s"
                                    % (self.path, _one_line(e.strerror or e)))
         self._listener = listener
@@ -186,8 +195,15 @@ class MaintenanceServer:
         self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
                                                name="maintenance-accept")
         self._accept_thread.start()
-        log.info("maintenance socket at %s", self.path)
+        # Nothing at INFO yet: a start-up that fails next must print one line only.
+        log.debug("maintenance socket at %s", self.path)
         return self
+
+    def set_handler(self, handler):
+        """Start answering requests (the firmware is built); logs where."""
+        self.handler = handler
+        log.info("maintenance socket at %s%s", self.path,
+                 " (replaced a stale one left by an earlier run)" if self.replaced_stale else "")
 
     def _prepare_directory(self, directory):
         try:
@@ -218,7 +234,8 @@ class MaintenanceServer:
         except FileNotFoundError:
             return
         except OSError as e:
-            raise MaintenanceError("cannot inspect %s: %s" % (self.path, _one_line(e.strerror or e)))
+            raise MaintenanceError("cannot inspect %s: %s"
+                                   % (self.path, _one_line(e.strerror or e)))
         if not stat.S_ISSOCK(st.st_mode):
             raise MaintenanceError("%s exists and is not a socket: remove it" % self.path)
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -243,10 +260,13 @@ class MaintenanceServer:
         except OSError as e:
             raise MaintenanceError("cannot remove the stale maintenance socket %s: %s"
                                    % (self.path, _one_line(e.strerror or e)))
-        log.info("replaced a stale maintenance socket left by an earlier run")
+        self.replaced_stale = True
+        log.debug("replaced a stale maintenance socket left by an earlier run")
 
-    def stop(self, timeout=5.0):
-        """Close every connection, join the threads, remove the socket file."""
+    def stop(self, timeout=2.0):
+        """Close every connection, join the threads (for `timeout` s in all: they
+        are daemon threads, and one may be waiting for a card or for a main loop
+        that has ended), remove the socket file."""
         with self._lock:
             if self._listener is None or self._stopping:
                 return
@@ -259,6 +279,7 @@ class MaintenanceServer:
             self._wake_w.send(b"x")
         except OSError:
             pass
+        deadline = time.monotonic() + timeout
         self._accept_thread.join(timeout)
         for conn in clients:
             try:
@@ -266,7 +287,7 @@ class MaintenanceServer:
             except OSError:
                 pass
         for thread in clients.values():
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         try:
             if os.stat(self.path).st_ino == self._inode:
                 os.unlink(self.path)   # ours: not one a newer instance created
@@ -419,6 +440,8 @@ class MaintenanceServer:
             request = json.loads(text)
         except ValueError as e:
             return None, {"ok": False, "error": "invalid JSON: %s" % _one_line(e)}
+        except RecursionError:
+            return None, {"ok": False, "error": "invalid JSON: nested too deeply"}
         if not isinstance(request, dict):
             return None, {"ok": False, "error": 'the request must be a JSON object, like '
                                                 '{"cmd": "status"}'}

@@ -747,7 +747,8 @@ class MaintenanceBridge:
         failing = [c for c in checks if c["result"] == "fail"]
         if failing:
             c = failing[0]
-            return {"ok": False, "device": name, "error": "%s: %s" % (c["name"], c["detail"]),
+            return {"ok": False, "device": name,
+                    "error": "%s (%s): %s" % (c["name"], c["error_code"], c["detail"]),
                     "error_code": c["error_code"], "hint": c["hint"], "checks": checks}
         response = {"ok": True, "device": name, "checks": checks}
         if name == "meter":
@@ -785,6 +786,12 @@ def _fmt(value, unit, digits=1):
         parts = ["%.*f" % (digits, v) for v in value if v is not None]
         return "/".join(parts) + " " + unit if parts else None
     return "%.*f %s" % (digits, value, unit)
+
+
+def _failed(n, what, plural=None):
+    if n == 1:
+        return "the last %s failed" % what
+    return "the last %d %s failed" % (n, plural or what + "s")
 
 
 def _worker(state, name):
@@ -837,8 +844,8 @@ def selftest_checks(state, loop, actuate, actuated):
         checks.append(_check("card reader", "rfid", "fail", faults0["ReaderFailure"] or
                              "does not answer", "ReaderFailure", HINTS["rfid"]))
     elif w["failures"]:
-        checks.append(_check("card reader", "rfid", "fail", "the last %d polls failed"
-                             % w["failures"], "ReaderFailure", HINTS["rfid"]))
+        checks.append(_check("card reader", "rfid", "fail", _failed(w["failures"], "poll"),
+                             "ReaderFailure", HINTS["rfid"]))
     else:
         checks.append(_check("card reader", "rfid", "pass", "answers; last card %s %s"
                              % (card["id_tag"], _ago(card.get("age_s"))) if card else
@@ -849,8 +856,9 @@ def selftest_checks(state, loop, actuate, actuated):
         checks.append(_check("modem", "modem", "fail", faults0["WeakSignal"] or "weak signal",
                              "WeakSignal", HINTS["modem"]))
     elif w["failures"]:
-        checks.append(_check("modem", "modem", "fail", "the last %d status queries failed"
-                             % w["failures"], "WeakSignal", HINTS["modem"]))
+        checks.append(_check("modem", "modem", "fail",
+                             _failed(w["failures"], "status query", "status queries"),
+                             "WeakSignal", HINTS["modem"]))
     elif modem is None:
         checks.append(_check("modem", "modem", "warn", "no status from the modem yet"))
     else:
@@ -873,8 +881,9 @@ def selftest_checks(state, loop, actuate, actuated):
             checks.append(_check("pilot %d" % cid, "pilot", "fail", faults["EVCommunicationError"]
                                  or "pilot error", "EVCommunicationError", HINTS["pilot"], cid))
         elif w["failures"]:
-            checks.append(_check("pilot %d" % cid, "pilot", "fail", "the last %d readings failed"
-                                 % w["failures"], "EVCommunicationError", HINTS["pilot"], cid))
+            checks.append(_check("pilot %d" % cid, "pilot", "fail",
+                                 _failed(w["failures"], "reading"), "EVCommunicationError",
+                                 HINTS["pilot"], cid))
         else:
             ev = c.get("ev_state")
             checks.append(_check("pilot %d" % cid, "pilot", "pass", "EV state %s%s" % (
@@ -902,7 +911,7 @@ def _meter_check(state, cid, c, faults):
         return _check(name, "meter", "fail", faults["PowerMeterFailure"] or "does not answer",
                       "PowerMeterFailure", HINTS["meter"], cid)
     if w["failures"]:
-        return _check(name, "meter", "fail", "the last %d reads failed" % w["failures"],
+        return _check(name, "meter", "fail", _failed(w["failures"], "read"),
                       "PowerMeterFailure", HINTS["meter"], cid)
     if meter is None:
         return _check(name, "meter", "fail", "no reading since start-up", "PowerMeterFailure",

@@ -204,6 +204,14 @@ class OcppCsms:
                 raise AssertionError("no charge point connected within %s s" % timeout)
             return self.connections[-1]
 
+    def wait_connections(self, count, timeout=10):
+        """Wait until `count` connections have been accepted in all; the last one."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.connections) >= count, timeout):
+                raise AssertionError("%d connection(s) within %s s, not %d"
+                                     % (len(self.connections), timeout, count))
+            return self.connections[-1]
+
     def wait_for(self, action, timeout=10, predicate=None):
         """The oldest CALL of `action` (matching `predicate`) not waited for yet."""
         deadline = time.monotonic() + timeout

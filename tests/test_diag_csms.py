@@ -226,6 +226,34 @@ def test_authorization_key_set_by_the_csms_replaces_the_configured_password(
     assert "the-old-password" not in text
 
 
+def test_password_from_stdin(tmp_path, csms_factory, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    csms = csms_factory()
+    code, text = run(["csms", "--csms-url", csms.url(), "--charge-point-id", CP_ID,
+                      "--password", "-"])
+    assert code == 0, text
+    assert "(%d characters, --password)" % len(PASSWORD) in text
+
+
+def test_an_unreadable_authorization_key_is_noted(tmp_path, csms_factory, monkeypatch):
+    import builtins
+    from ocpp_core.store import Store
+    data_dir = tmp_path / "data"
+    Store(str(data_dir)).save("config", {"AuthorizationKey": "new-key-from-csms"})
+    real_open = builtins.open
+
+    def no_access(path, *a, **kw):
+        if str(path) == str(data_dir / "config"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *a, **kw)
+    monkeypatch.setattr(builtins, "open", no_access)
+    csms = csms_factory()
+    ini = write_ini(tmp_path, csms.url(), data_dir=str(data_dir))
+    code, text = run(["--config", ini, "csms"])
+    assert code == 0, text          # the configured password still works here
+    assert "note: cannot read %s (permission denied)" % (data_dir / "config") in text
+
+
 # --- the websocket upgrade fails -----------------------------------------------------------------
 
 def test_wrong_password_is_reported_as_refused(tmp_path, csms_factory):

@@ -579,3 +579,57 @@ def test_meter_through_the_dispatcher(meter_emulator, no_firmware):
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     docs = json_lines(r.stdout.decode())
     assert [d["reading"] for d in docs] == [1, 2] and all(d["ok"] for d in docs)
+
+
+# --- end to end: python -m firmware --hal mock and its maintenance socket ----------------------------
+
+def test_against_the_running_firmware(ocpp_csms, firmware, tmp_path):
+    """The devices of a running firmware (simulated hardware) through its real
+    maintenance socket: meter, modem, a card for enrolment (which must not start
+    anything), then the meter going offline."""
+    from tests.conftest import Bench, bench_port_of
+    data = str(tmp_path / "data")
+    fw = firmware(ocpp_csms.url, data_dir=data, env={"RUNTIME_DIRECTORY": ""})
+    ocpp_csms.wait_for("BootNotification")
+    bench = Bench(bench_port_of(fw))
+    sock = os.path.join(data, "run", "maintenance.sock")
+    deadline = time.monotonic() + 3     # it is claimed first thing, before the boot
+    while not os.path.exists(sock):
+        if time.monotonic() > deadline:
+            pytest.skip("this firmware does not open its maintenance socket yet")
+        time.sleep(0.05)      # no notification for a socket file appearing
+
+    def until(argv, code_wanted, timeout=20):
+        end = time.monotonic() + timeout
+        while True:
+            code, text = run(["--data-dir", data] + argv)
+            if code == code_wanted or time.monotonic() > end:
+                return code, text
+            time.sleep(0.3)   # the firmware's state is polled, not pushed
+
+    code, text = until(["meter", "--count", "1"], 0)
+    assert code == 0, text
+    assert "meter 1 read by the firmware" in text and "230." in text and "kWh" in text
+    code, text = until(["modem"], 0)
+    assert code == 0, text
+    assert "-71 dBm (good)" in text and "Bench Telecom" in text
+
+    bench("plug", connector=1)
+    timer = threading.Timer(1.0, bench, ["tap"], {"uid": "04A1B2C3"})
+    timer.start()
+    try:
+        code, text = run(["--data-dir", data, "rfid", "--timeout", "10"])
+    finally:
+        timer.cancel()
+    assert code == 0, text
+    assert "card: 04A1B2C3" in text
+    time.sleep(1)
+    assert "Authorize" not in ocpp_csms.actions() and "StartTransaction" not in ocpp_csms.actions()
+
+    code, text = run(["--data-dir", data, "rfid", "--timeout", "1"])
+    assert code == 1 and "no card presented within 1 s" in text
+
+    bench("fault", device="meter", mode="offline")
+    code, text = until(["meter", "--count", "1"], 1)
+    assert code == 1, text
+    assert "PowerMeterFailure" in text and "what to do:" in text

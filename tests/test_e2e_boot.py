@@ -163,3 +163,22 @@ def test_boots_and_heartbeats_against_the_bench_csms(firmware):
         assert "-> CALL BootNotification" in out.getvalue()
     finally:
         csms.stop()
+
+
+def test_tc_073_update_basic_auth_password_twice(ocpp_csms, firmware):
+    """ChangeConfiguration AuthorizationKey: the answer arrives first, then the
+    charge point reconnects with the new password; never logged."""
+    ocpp_csms.password = "first-Secret-01"
+    fw = firmware(ocpp_csms.url, extra=["--password", "first-Secret-01"])
+    ocpp_csms.wait_for("BootNotification")
+    for n, new in enumerate(["second-Secret-22", "third-Secret-333"], start=2):
+        ocpp_csms.password = new
+        answer = ocpp_csms.call("CP-TEST-1", "ChangeConfiguration",
+                                {"key": "AuthorizationKey", "value": new})
+        assert answer == {"status": "Accepted"}
+        cp_id, subprotocol, auth = ocpp_csms.wait_connections(n)
+        assert auth == "Basic " + base64.b64encode(("CP-TEST-1:" + new).encode()).decode()
+    fw.stop()
+    log = fw.log()
+    for secret in ("first-Secret-01", "second-Secret-22", "third-Secret-333"):
+        assert secret not in log

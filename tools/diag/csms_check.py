@@ -34,6 +34,7 @@ import json
 import os
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -66,7 +67,8 @@ def add_parser(subparsers):
                     "no OCPP message is sent.")
     p.add_argument("--csms-url", help="override [csms] url (ws://... or wss://...)")
     p.add_argument("--charge-point-id", help="override [station] charge_point_id")
-    p.add_argument("--password", help="override the basic-auth password (never printed)")
+    p.add_argument("--password", help="override the basic-auth password (never printed); "
+                                      "'-' reads it from stdin, out of sight of ps")
     p.add_argument("--ca-bundle", help="override [csms] ca_bundle (PEM file)")
     p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT,
                    help="seconds allowed for each step (default %g)" % DEFAULT_TIMEOUT)
@@ -125,6 +127,7 @@ class Target:
         self.password_source = None
         self.ca_bundle = None
         self.config_file = None
+        self.key_problem = None        # why a key the CSMS set could not be read
 
     def summary(self):
         return {
@@ -147,6 +150,8 @@ def _target(args):
     from firmware.link import build_url
 
     password_flag = getattr(args, "password", None)
+    if password_flag == "-":
+        password_flag = sys.stdin.readline().rstrip("\r\n")
     secrets = (password_flag,) if password_flag else ()
     # The data dir is not needed here: pass a scratch one so that load() neither
     # creates nor checks the firmware's (which may belong to another user).
@@ -173,10 +178,11 @@ def _target(args):
     t.password_source = "--password" if password_flag else (
         "[csms] password" if t.password else None)
     if password_flag is None:
-        key, where = _stored_authorization_key(args, cfg.source)
+        key, where, problem = _stored_authorization_key(args, cfg.source)
         if key:
             t.password = key
             t.password_source = "AuthorizationKey set by the CSMS (%s)" % where
+        t.key_problem = problem
     t.ca_bundle = getattr(args, "ca_bundle", None) or cfg.ca_bundle
     if t.ca_bundle and not os.path.isfile(t.ca_bundle):
         raise SettingsError("CA bundle %s is not a file" % t.ca_bundle,
@@ -196,19 +202,23 @@ def _stored_authorization_key(args, config_file):
         except ConfigError:
             data_dir = None
     if not data_dir:
-        return None, None
+        return None, None, None
     from ocpp_core.config import STORE_NAME
     from ocpp_core.store import Corrupt, decode
     path = os.path.join(data_dir, STORE_NAME)
     try:
         with open(path, "rb") as f:
             stored = decode(f.read())
+    except PermissionError:
+        return None, None, ("cannot read %s (permission denied): if the CSMS changed the "
+                            "password (AuthorizationKey), this check uses the old one; run it "
+                            "as the firmware's user or with sudo" % path)
     except (OSError, Corrupt):
-        return None, None
+        return None, None, None
     key = stored.get("AuthorizationKey") if isinstance(stored, dict) else None
     if isinstance(key, str) and key:
-        return key, path
-    return None, None
+        return key, path, None
+    return None, None, None
 
 
 def _secret_forms(target):
@@ -296,7 +306,7 @@ class Report:
         mark = {"pass": "OK", "fail": "FAIL", "skip": "n/a", "not run": "not run"}[status]
         timing = "" if ms is None else "%.0f ms" % ms
         n = len(self.steps)
-        text = "%d  %-17s  %-7s  %8s  %s\n" % (n, label, mark, timing, summary)
+        text = ("%d  %-17s  %-7s  %8s  %s" % (n, label, mark, timing, summary)).rstrip() + "\n"
         for d in details:
             text += "%s%s\n" % (" " * 41, d)
         self._write(text)
@@ -389,6 +399,8 @@ class Check:
     def run(self):
         r = self.report
         r.begin(self.t)
+        if self.t.key_problem:
+            r.note(self.t.key_problem)
         if self.t.scheme == "ws" and self.t.password:
             r.note("ws:// sends the basic-auth password unencrypted: security profile 1 "
                    "belongs on a private APN/VPN only; use wss:// otherwise")

@@ -640,7 +640,10 @@ def _meter_via_firmware(reply, connector):
     failing = _failing_checks(reply, connector)
     if failing:
         raise _check_failure(failing[0], "meter")
-    if isinstance(reply.get("reading"), dict):
+    if "reading" in reply:
+        if not reply["reading"]:
+            raise DeviceFailed("the firmware has no reading of meter %s yet" % connector,
+                               HINTS["meter"])
         return reading_from(reply["reading"])
     connectors = reply.get("connectors") or {}
     if str(connector) not in connectors:
