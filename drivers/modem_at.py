@@ -51,10 +51,10 @@ import threading
 import time
 
 from drivers.hal import DeviceError, Modem, ModemStatus
+from drivers.serial_lines import LineSerial
 
 log = logging.getLogger("drivers.modem_at")
 
-READ_SLICE = 0.05            # s; one blocking read
 MAX_LINE = 1024
 MAX_URCS = 50
 ICCID_COMMANDS = ("AT+QCCID", "AT+CICCID", "AT+ICCID", "AT+CCID")
@@ -134,21 +134,15 @@ class AtModem(Modem):
     when AT+CFUN=1,1 gets no OK."""
 
     def __init__(self, port, baudrate=115200, timeout=2.0, serial=None, power_cycle=None):
-        if serial is None:
-            import serial as pyserial   # lazily: importing drivers never needs pyserial
-            self._pyserial = pyserial
-        else:
-            self._pyserial = None
-            if getattr(serial, "timeout", None) is None or serial.timeout > READ_SLICE:
-                serial.timeout = READ_SLICE
         self.port = port
         self.baudrate = baudrate
         self.timeout = float(timeout)
         self.power_cycle = power_cycle
-        self._ser = serial
-        self._owns_port = serial is None
+        self._serial = LineSerial(
+            port, baudrate, self.timeout, serial, name="modem", max_line=MAX_LINE,
+            open_hint="is the modem powered and its USB cable plugged in?",
+            failure_hint="the modem restarted or its USB cable is loose")
         self._lock = threading.RLock()
-        self._rx = bytearray()
         self._iccid_first = None          # the ICCID command that worked last time
         self._fixed = {}                  # manufacturer, model, firmware, imei: read once
         self.urcs = collections.deque(maxlen=MAX_URCS)    # (monotonic time, line)
@@ -175,14 +169,14 @@ class AtModem(Modem):
                 if self.power_cycle is None:
                     raise DeviceError("modem on %s could not be reset: %s" % (self.port, problem))
                 log.warning("modem reset by AT+CFUN=1,1 failed (%s): power-cycling it", problem)
-                self._close_port()
+                self._serial.close()
                 self.power_cycle()
             self.resets += 1
             self._after_reset()
 
     def close(self):
         with self._lock:
-            self._close_port()
+            self._serial.close()
 
     # --- status -----------------------------------------------------------------------------
     def _status(self):
@@ -314,13 +308,13 @@ class AtModem(Modem):
     # --- transactions -----------------------------------------------------------------------
     def _transact(self, cmd):
         """Send cmd; (final result code, the other lines before it, echo removed)."""
-        self._ensure_open()
+        self._serial.ensure_open()
         self._drain()
-        self._write((cmd + "\r").encode("ascii"))
+        self._serial.write((cmd + "\r").encode("ascii"))
         deadline = time.monotonic() + self.timeout
         lines = []
         while True:
-            line = self._read_line(deadline)
+            line = self._serial.read_line(deadline)
             if line is None:
                 raise DeviceError("modem does not answer on %s: no reply to %s within %g s; "
                                   "check its power, its USB cable and that no other program "
@@ -347,79 +341,12 @@ class AtModem(Modem):
 
     def _drain(self):
         """What arrived between commands: URCs (or a late answer) - noted."""
-        try:
-            waiting = self._ser.in_waiting
-            if waiting:
-                self._rx += self._ser.read(waiting)
-        except (OSError, ValueError) as e:
-            self._io_failed(e)
-        while True:
-            line = self._next_line()
-            if line is None:
-                return
+        for line in self._serial.drain():
             self._note_urc(line)
 
-    def _next_line(self):
-        while True:
-            ends = [i for i in (self._rx.find(b"\r"), self._rx.find(b"\n")) if i >= 0]
-            if not ends:
-                if len(self._rx) > MAX_LINE:
-                    del self._rx[:-MAX_LINE]
-                return None
-            end = min(ends)
-            text = bytes(self._rx[:end]).decode("ascii", "replace").strip()
-            del self._rx[:end + 1]
-            if text:
-                return text[:MAX_LINE]
-
-    def _read_line(self, deadline):
-        while True:
-            line = self._next_line()
-            if line is not None:
-                return line
-            if time.monotonic() >= deadline:
-                return None
-            try:
-                chunk = self._ser.read(self._ser.in_waiting or 1)
-            except (OSError, ValueError) as e:
-                self._io_failed(e)
-            self._rx += chunk
-
-    def _write(self, data):
-        try:
-            self._ser.write(data)
-            self._ser.flush()
-        except (OSError, ValueError) as e:
-            self._io_failed(e)
-
-    # --- the port ---------------------------------------------------------------------------
-    def _ensure_open(self):
-        if self._ser is not None:
-            return
-        try:
-            self._ser = self._pyserial.Serial(self.port, self.baudrate, timeout=READ_SLICE,
-                                              write_timeout=self.timeout, exclusive=True)
-        except (OSError, ValueError) as e:     # serial.SerialException is an OSError
-            raise DeviceError("modem port %s cannot be opened (%s): is the modem powered and "
-                              "its USB cable plugged in?" % (self.port, _short(e)))
-        self._rx = bytearray()
-
     def _after_reset(self):
-        self._rx = bytearray()
-        self._close_port()
-
-    def _io_failed(self, error):
-        self._close_port()
-        raise DeviceError("modem port %s failed (%s): the modem restarted or its USB cable "
-                          "is loose" % (self.port, _short(error)))
-
-    def _close_port(self):
-        if self._ser is not None and self._owns_port:
-            try:
-                self._ser.close()
-            except Exception:
-                pass
-            self._ser = None
+        self._serial.discard()
+        self._serial.close()
 
 
 def _unquote(text):
@@ -428,7 +355,3 @@ def _unquote(text):
     if len(text) >= 2 and text[0] == text[-1] == '"' and text.count('"') == 2:
         return text[1:-1].strip()
     return text
-
-
-def _short(error):
-    return (str(error) or type(error).__name__).splitlines()[0][:120]

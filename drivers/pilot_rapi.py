@@ -76,10 +76,10 @@ import time
 
 from drivers import pilot_math
 from drivers.hal import ControlPilot, DeviceError
+from drivers.serial_lines import LineSerial
 
 log = logging.getLogger("drivers.pilot_rapi")
 
-READ_SLICE = 0.05           # s; one blocking read, so timeouts are kept to ~50 ms
 MAX_LINE = 256              # a RAPI frame is < 40 characters; longer is noise
 
 EVSE_STARTING = 0x00
@@ -200,20 +200,15 @@ class RapiPilot(ControlPilot):
     driver does not close it). sequence_ids: None = when $GV says RAPI >= 3."""
 
     def __init__(self, port, baudrate=115200, timeout=1.0, serial=None, sequence_ids=None):
-        if serial is None:
-            import serial as pyserial   # lazily: importing drivers never needs pyserial
-            self._pyserial = pyserial
-        else:
-            self._pyserial = None
-            if getattr(serial, "timeout", None) is None or serial.timeout > READ_SLICE:
-                serial.timeout = READ_SLICE
         self.port = port
         self.baudrate = baudrate
         self.timeout = float(timeout)
-        self._ser = serial
-        self._owns_port = serial is None
+        # A frame ends its line (noise may come before it): an over-long line keeps its end.
+        self._serial = LineSerial(
+            port, baudrate, self.timeout, serial, name="pilot board", max_line=MAX_LINE,
+            keep_last=True, open_hint="check the [pilot] port and that the UART is enabled",
+            failure_hint="check the connection to the board")
         self._lock = threading.RLock()
-        self._rx = bytearray()
         self._seq_wanted = sequence_ids
         self._use_seq = bool(sequence_ids)
         self._seq = 0
@@ -270,7 +265,7 @@ class RapiPilot(ControlPilot):
 
     def close(self):
         with self._lock:
-            self._close_port()
+            self._serial.close()
 
     # --- board state ------------------------------------------------------------------------
     def _get_state(self):
@@ -349,7 +344,10 @@ class RapiPilot(ControlPilot):
     def _command(self, code, *args):
         """Send one command; the reply's arguments. RapiRefused on $NK, DeviceError
         when nothing (valid) comes back within the timeout."""
-        self._ensure_open()
+        if self._serial.ensure_open():
+            # A fresh connection: make sure the board does what we want.
+            self._handshake_done = False
+            self._reapply = True
         if not self._handshake_done:
             self._handshake_done = True      # first, so that GV itself does not recurse
             try:
@@ -366,11 +364,11 @@ class RapiPilot(ControlPilot):
             seq = self._seq
         frame = encode(code, *args, seq=seq)
         sent = frame.decode("ascii").strip()
-        self._write(frame)
+        self._serial.write(frame)
         deadline = time.monotonic() + self.timeout
         bad_before = self.bad_frames
         while True:
-            line = self._read_line(deadline)
+            line = self._serial.read_line(deadline)
             if line is None:
                 if self.bad_frames > bad_before:
                     raise DeviceError("pilot board on %s answers with corrupted frames (bad "
@@ -426,80 +424,10 @@ class RapiPilot(ControlPilot):
 
     def _drain(self):
         """Handle what arrived between commands (asynchronous notifications)."""
-        try:
-            waiting = self._ser.in_waiting
-            if waiting:
-                self._rx += self._ser.read(waiting)
-        except (OSError, ValueError) as e:
-            self._io_failed(e)
-        while True:
-            line = self._next_line()
-            if line is None:
-                return
+        for line in self._serial.drain():
             f = self._parse(line)
             if f is not None and f.code in ASYNC_CODES:
                 self._on_async(f)
-
-    def _next_line(self):
-        """The next complete, non-empty line received, or None."""
-        while True:
-            ends = [i for i in (self._rx.find(b"\r"), self._rx.find(b"\n")) if i >= 0]
-            if not ends:
-                if len(self._rx) > MAX_LINE:
-                    del self._rx[:-MAX_LINE]
-                return None
-            end = min(ends)
-            text = bytes(self._rx[:end]).decode("ascii", "replace").strip()
-            del self._rx[:end + 1]
-            if text:
-                return text[-MAX_LINE:]
-
-    def _read_line(self, deadline):
-        while True:
-            line = self._next_line()
-            if line is not None:
-                return line
-            if time.monotonic() >= deadline:
-                return None
-            try:
-                chunk = self._ser.read(self._ser.in_waiting or 1)
-            except (OSError, ValueError) as e:
-                self._io_failed(e)
-            self._rx += chunk
-
-    def _write(self, data):
-        try:
-            self._ser.write(data)
-            self._ser.flush()
-        except (OSError, ValueError) as e:
-            self._io_failed(e)
-
-    # --- the port ---------------------------------------------------------------------------
-    def _ensure_open(self):
-        if self._ser is not None:
-            return
-        try:
-            self._ser = self._pyserial.Serial(self.port, self.baudrate, timeout=READ_SLICE,
-                                              write_timeout=self.timeout, exclusive=True)
-        except (OSError, ValueError) as e:     # serial.SerialException is an OSError
-            raise DeviceError("pilot board port %s cannot be opened (%s): check the [pilot] "
-                              "port and that the UART is enabled" % (self.port, _short(e)))
-        self._rx = bytearray()
-        self._handshake_done = False
-        self._reapply = True        # a fresh connection: make sure the board does what we want
-
-    def _io_failed(self, error):
-        self._close_port()
-        raise DeviceError("pilot board port %s failed (%s): check the connection to the "
-                          "board" % (self.port, _short(error)))
-
-    def _close_port(self):
-        if self._ser is not None and self._owns_port:
-            try:
-                self._ser.close()
-            except Exception:
-                pass
-            self._ser = None
 
 
 def _major(version):
@@ -519,7 +447,3 @@ def _int_or(text, default):
 def _strip_checksum(sent):
     pos = sent.rfind("^")
     return sent[:pos] if pos > 0 else sent
-
-
-def _short(error):
-    return (str(error) or type(error).__name__).splitlines()[0][:120]

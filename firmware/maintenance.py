@@ -52,6 +52,8 @@ import struct
 import threading
 import time
 
+from firmware import jsonlines
+from firmware.jsonlines import one_line
 from ocpp_core.redact import redact_frame
 
 log = logging.getLogger("firmware.maintenance")
@@ -109,10 +111,6 @@ def peer_credentials(conn):
         return None
     data = conn.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
     return struct.unpack("3i", data)
-
-
-def _one_line(text):
-    return " ".join(str(text).split()) or "error"
 
 
 def _encode(obj):
@@ -188,7 +186,7 @@ class MaintenanceServer:
                 except OSError:
                     pass
             raise MaintenanceError("cannot create the maintenance socket %s: %s"
-                                   % (self.path, _one_line(e.strerror or e)))
+                                   % (self.path, one_line(e.strerror or e)))
         self._listener = listener
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = False
@@ -211,7 +209,7 @@ class MaintenanceServer:
             st = os.lstat(directory)
         except OSError as e:
             raise MaintenanceError("cannot create the maintenance socket directory %s: %s"
-                                   % (directory, _one_line(e.strerror or e)))
+                                   % (directory, one_line(e.strerror or e)))
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
             raise MaintenanceError("%s is not a plain directory: the maintenance socket "
                                    "will not be created there" % directory)
@@ -224,7 +222,7 @@ class MaintenanceServer:
                 os.chmod(directory, 0o700)
             except OSError as e:
                 raise MaintenanceError("cannot make %s private (chmod 0700): %s"
-                                       % (directory, _one_line(e.strerror or e)))
+                                       % (directory, one_line(e.strerror or e)))
 
     def _remove_stale(self):
         """A socket file left by a crashed run is replaced; one that answers
@@ -235,7 +233,7 @@ class MaintenanceServer:
             return
         except OSError as e:
             raise MaintenanceError("cannot inspect %s: %s"
-                                   % (self.path, _one_line(e.strerror or e)))
+                                   % (self.path, one_line(e.strerror or e)))
         if not stat.S_ISSOCK(st.st_mode):
             raise MaintenanceError("%s exists and is not a socket: remove it" % self.path)
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -247,7 +245,7 @@ class MaintenanceServer:
         except OSError as e:
             if e.errno not in (errno.ECONNREFUSED, errno.ENOENT):
                 raise MaintenanceError("cannot check the old maintenance socket %s: %s"
-                                       % (self.path, _one_line(e.strerror or e)))
+                                       % (self.path, one_line(e.strerror or e)))
         else:
             raise MaintenanceError("another firmware is running with this data directory "
                                    "(its maintenance socket %s answers)" % self.path)
@@ -259,7 +257,7 @@ class MaintenanceServer:
             pass
         except OSError as e:
             raise MaintenanceError("cannot remove the stale maintenance socket %s: %s"
-                                   % (self.path, _one_line(e.strerror or e)))
+                                   % (self.path, one_line(e.strerror or e)))
         self.replaced_stale = True
         log.debug("replaced a stale maintenance socket left by an earlier run")
 
@@ -380,44 +378,19 @@ class MaintenanceServer:
             if not self._admit(conn):
                 return
             conn.settimeout(IDLE_TIMEOUT)
-            buf = b""
-            discarding = False     # inside an over-long line, already answered
-            while not self._stopping:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                buf += data
-                while True:
-                    nl = buf.find(b"\n")
-                    if nl < 0:
-                        break
-                    line, buf = buf[:nl], buf[nl + 1:]
-                    if discarding:
-                        discarding = False
-                        continue
-                    if len(line) > MAX_REQUEST:
-                        response = {"ok": False, "error": "request longer than %d bytes"
-                                    % MAX_REQUEST}
-                    else:
-                        request, response = self._parse(line)
-                        if request is not None and request.get("cmd") == "trace":
-                            self._stream_trace(conn, request)
-                            return
-                        if response is None:
-                            response = self._call(request)
-                    if not self._send(conn, response):
+            for line in jsonlines.request_lines(conn, MAX_REQUEST,
+                                                serving=lambda: not self._stopping):
+                if line is None:
+                    response = jsonlines.too_long(MAX_REQUEST)
+                else:
+                    request, response = self._parse(line)
+                    if request is not None and request.get("cmd") == "trace":
+                        self._stream_trace(conn, request)
                         return
-                if discarding:
-                    buf = b""
-                elif len(buf) > MAX_REQUEST:
-                    discarding = True
-                    buf = b""
-                    if not self._send(conn, {"ok": False, "error": "request longer than %d "
-                                             "bytes" % MAX_REQUEST}):
-                        return
+                    if response is None:
+                        response = self._call(request)
+                if not self._send(conn, response):
+                    return
         finally:
             try:
                 conn.close()
@@ -429,22 +402,9 @@ class MaintenanceServer:
     @staticmethod
     def _parse(line):
         """(request, None) or (None, error response)."""
-        try:
-            text = line.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            return None, {"ok": False, "error": "the request is not UTF-8 text"}
-        if not text:
-            return None, {"ok": False, "error": 'empty request: send one JSON object per '
-                                                'line, like {"cmd": "status"}'}
-        try:
-            request = json.loads(text)
-        except ValueError as e:
-            return None, {"ok": False, "error": "invalid JSON: %s" % _one_line(e)}
-        except RecursionError:
-            return None, {"ok": False, "error": "invalid JSON: nested too deeply"}
-        if not isinstance(request, dict):
-            return None, {"ok": False, "error": 'the request must be a JSON object, like '
-                                                '{"cmd": "status"}'}
+        request, error = jsonlines.parse_request(line)
+        if error is not None:
+            return None, error
         if not isinstance(request.get("cmd"), str):
             return None, {"ok": False, "error": 'missing "cmd" (a string), like '
                                                 '{"cmd": "status"}'}
@@ -461,11 +421,11 @@ class MaintenanceServer:
         except Exception as e:   # a bug here must not take the connection or firmware down
             log.exception("maintenance request %r failed", request.get("cmd"))
             response = {"ok": False, "error": "internal error: %s: %s"
-                        % (type(e).__name__, _one_line(e))}
+                        % (type(e).__name__, one_line(e))}
         response = dict(response)
         response.setdefault("ok", True)
         if not response["ok"]:
-            response["error"] = _one_line(response.get("error") or "failed")
+            response["error"] = one_line(response.get("error") or "failed")
         if "id" in request:
             response["id"] = request["id"]
         return response

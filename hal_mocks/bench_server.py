@@ -29,6 +29,8 @@ import selectors
 import socket
 import threading
 
+from firmware import jsonlines
+from firmware.jsonlines import one_line
 from hal_mocks.sim import DEVICES
 
 LOOPBACK = "127.0.0.1"
@@ -42,10 +44,6 @@ _CONNECTOR_DEFAULTS = {"ocpp_status": None, "transaction_id": None, "error_code"
 
 class RequestError(Exception):
     """A request the bench cannot carry out; str(e) is the one-line error."""
-
-
-def _one_line(text):
-    return " ".join(str(text).split()) or "error"
 
 
 def _describe(value):
@@ -103,7 +101,7 @@ class BenchServer:
         except OSError as e:
             listener.close()
             err = OSError("cannot open the bench port %s:%d (%s)"
-                          % (self.host, self.port, _one_line(e.strerror or e)))
+                          % (self.host, self.port, one_line(e.strerror or e)))
             err.errno = e.errno
             raise err from e
         self.port = listener.getsockname()[1]
@@ -191,40 +189,14 @@ class BenchServer:
             return False
 
     def _serve(self, conn):
-        buf = b""
-        discarding = False     # inside an over-long line, already answered
         try:
-            while True:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
+            for line in jsonlines.request_lines(conn, MAX_LINE, crlf=True):
+                if line is None:
+                    response = jsonlines.too_long(MAX_LINE)
+                else:
+                    response = self.handle_line(line)
+                if not self._send(conn, response):
                     return
-                if not data:
-                    return
-                buf += data
-                while True:
-                    nl = buf.find(b"\n")
-                    if nl < 0:
-                        break
-                    line, buf = buf[:nl], buf[nl + 1:]
-                    if discarding:
-                        discarding = False
-                        continue
-                    if len(line.rstrip(b"\r")) > MAX_LINE:
-                        response = {"ok": False, "error": "request longer than %d bytes" % MAX_LINE}
-                    else:
-                        response = self.handle_line(line)
-                    if not self._send(conn, response):
-                        return
-                if not discarding and len(buf) > MAX_LINE + 1:
-                    # No newline in sight: answer now and skip the rest of the line.
-                    discarding = True
-                    buf = b""
-                    if not self._send(conn, {"ok": False, "error":
-                                             "request longer than %d bytes" % MAX_LINE}):
-                        return
-                elif discarding:
-                    buf = b""
         finally:
             conn.close()
             with self._lock:
@@ -233,19 +205,9 @@ class BenchServer:
     # --- requests -------------------------------------------------------------------------
     def handle_line(self, line):
         """One request line (bytes or str) -> the response dict."""
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError:
-                return {"ok": False, "error": "the request is not UTF-8 text"}
-        line = line.strip()
-        if not line:
-            return {"ok": False, "error": 'empty request: send one JSON object per line, '
-                                          'like {"cmd": "status"}'}
-        try:
-            request = json.loads(line)
-        except ValueError as e:
-            return {"ok": False, "error": "invalid JSON: %s" % _one_line(e)}
+        request, error = jsonlines.parse_request(line)
+        if error is not None:
+            return error
         return self.handle(request)
 
     def handle(self, request):
@@ -256,10 +218,10 @@ class BenchServer:
         try:
             response = self._dispatch(request)
         except (RequestError, ValueError) as e:
-            response = {"ok": False, "error": _one_line(e)}
+            response = {"ok": False, "error": one_line(e)}
         except Exception as e:   # a bug must not kill the bench connection
             response = {"ok": False, "error": "internal error: %s: %s"
-                        % (type(e).__name__, _one_line(e))}
+                        % (type(e).__name__, one_line(e))}
         if "id" in request:
             response["id"] = request["id"]
         return response
@@ -305,7 +267,7 @@ class BenchServer:
                     raise TypeError("status_provider returned %s, not a dict"
                                     % type(provided).__name__)
             except Exception as e:
-                provided, provider_error = {}, "%s: %s" % (type(e).__name__, _one_line(e))
+                provided, provider_error = {}, "%s: %s" % (type(e).__name__, one_line(e))
         provided_connectors = provided.get("connectors") or {}
         response = {"ok": True}
         for key, value in provided.items():

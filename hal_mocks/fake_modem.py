@@ -33,7 +33,7 @@ import threading
 import time
 
 from drivers.hal import DeviceError
-from hal_mocks.rapi_board import PtyDevice
+from hal_mocks.pty_device import PtyDevice
 from hal_mocks.sim import SimModem
 
 ALL_ICCID_COMMANDS = ("AT+QCCID", "AT+CICCID", "AT+ICCID", "AT+CCID")

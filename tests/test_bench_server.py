@@ -13,6 +13,7 @@ import pytest
 from hal_mocks.bench import BenchClient, BenchUnavailable, bench_request, format_status
 from hal_mocks.bench_server import MAX_LINE, BenchServer
 from hal_mocks.sim import SimContactor, SimPilot, SimRfid, SimWorld
+from tests.device_fixtures import world  # noqa: F401 (a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTRACT_CONNECTOR_KEYS = ("ocpp_status", "contactor", "locked", "energy_wh", "transaction_id",
@@ -44,13 +45,6 @@ class Line:
 
     def close(self):
         self.sock.close()
-
-
-@pytest.fixture
-def world():
-    w = SimWorld(meter_timeout=0.05, modem_timeout=0.05)
-    yield w
-    w.close()
 
 
 @pytest.fixture
@@ -430,3 +424,26 @@ def test_format_status_table():
     assert lines[1].split() == ["1", "Charging", "C", "closed", "fixed", "cable", "1.234", "17"]
     assert lines[2] == "OCPP link: connected, registration Accepted, 1 queued message"
     assert lines[3] == "faults: contactor welded"
+
+
+def test_deeply_nested_json_gets_an_error_and_the_connection_stays(tmp_path):
+    """A hostile or broken client line must cost one error line, never the link."""
+    import socket as _socket
+
+    from hal_mocks.bench_server import BenchServer
+    from hal_mocks.sim import SimWorld
+    world = SimWorld()
+    server = BenchServer(world, 0).start()
+    try:
+        with _socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            f = s.makefile("rwb")
+            f.write(b"[" * 50000 + b"\n")       # under the 64 KiB line limit
+            f.flush()
+            first = json.loads(f.readline())
+            assert first["ok"] is False and "nested too deeply" in first["error"]
+            f.write(b'{"cmd": "status"}\n')
+            f.flush()
+            assert json.loads(f.readline())["ok"] is True
+    finally:
+        server.stop()
+        world.close()

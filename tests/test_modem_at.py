@@ -1,6 +1,7 @@
 """The LTE modem over AT commands: the parsing rules, and the driver against
 the emulated modem on a real pseudo-terminal."""
 
+import functools
 import time
 
 import pytest
@@ -10,44 +11,20 @@ from drivers.hal import DeviceError, ModemStatus
 from drivers.modem_at import (AtModem, csq_to_dbm, is_final, looks_like_urc, normalize_iccid,
                               registration_stat)
 from hal_mocks.fake_modem import start_fake_modem
-from hal_mocks.sim import SimModem, SimWorld
+from hal_mocks.sim import SimModem
+from tests.device_fixtures import closing, closing_factory, world  # noqa: F401 (fixtures)
 
 TIMEOUT = 0.3
 
 
 @pytest.fixture
-def world():
-    w = SimWorld(meter_timeout=0.05, modem_timeout=0.05)
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def closing():
-    items = []
-    yield items.append
-    for item in reversed(items):
-        (getattr(item, "close", None) or item.stop)()
-
-
-@pytest.fixture
 def fake(world, closing):
-    def start(**options):
-        options.setdefault("urc_every", 0)
-        m = start_fake_modem(world, **options)
-        closing(m)
-        return m
-    return start
+    return closing_factory(closing, functools.partial(start_fake_modem, world), urc_every=0)
 
 
 @pytest.fixture
 def modem(closing):
-    def make(port, **options):
-        options.setdefault("timeout", TIMEOUT)
-        d = AtModem(port, **options)
-        closing(d)
-        return d
-    return make
+    return closing_factory(closing, AtModem, timeout=TIMEOUT)
 
 
 def assert_bench_modem(st):

@@ -2,6 +2,7 @@
 driver against scripted peers and against the emulated board on real
 pseudo-terminals."""
 
+import functools
 import time
 
 import pytest
@@ -11,8 +12,9 @@ from drivers import pilot_math
 from drivers.hal import DeviceError
 from drivers.pilot_rapi import (RapiPilot, RapiRefused, additive_checksum, encode, iec_state,
                                 parse_frame, xor_checksum)
-from hal_mocks.rapi_board import PtyDevice, start_rapi_board
-from hal_mocks.sim import SimWorld
+from hal_mocks.pty_device import PtyDevice
+from hal_mocks.rapi_board import start_rapi_board
+from tests.device_fixtures import closing, closing_factory, world  # noqa: F401 (fixtures)
 
 TIMEOUT = 0.3     # the driver's reply timeout in these tests
 
@@ -31,38 +33,13 @@ def ev(world, cid=1):
 
 
 @pytest.fixture
-def world():
-    w = SimWorld(meter_timeout=0.05, modem_timeout=0.05)
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def closing():
-    """Register things to close/stop at the end, last first."""
-    items = []
-    yield items.append
-    for item in reversed(items):
-        (getattr(item, "close", None) or item.stop)()
-
-
-@pytest.fixture
 def board(world, closing):
-    def start(**options):
-        b = start_rapi_board(world, 1, **options)
-        closing(b)
-        return b
-    return start
+    return closing_factory(closing, functools.partial(start_rapi_board, world, 1))
 
 
 @pytest.fixture
 def pilot(closing):
-    def make(port, **options):
-        options.setdefault("timeout", TIMEOUT)
-        p = RapiPilot(port, **options)
-        closing(p)
-        return p
-    return make
+    return closing_factory(closing, RapiPilot, timeout=TIMEOUT)
 
 
 class ScriptedPeer(PtyDevice):
@@ -88,11 +65,7 @@ class ScriptedPeer(PtyDevice):
 
 @pytest.fixture
 def peer(closing):
-    def start(script):
-        p = ScriptedPeer(script).start()
-        closing(p)
-        return p
-    return start
+    return closing_factory(closing, lambda script: ScriptedPeer(script).start())
 
 
 # --- IEC 61851 arithmetic ---------------------------------------------------------------------

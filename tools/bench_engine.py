@@ -28,7 +28,6 @@ store writes behind them, and the time of one store write.
 
 import argparse
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -41,6 +40,7 @@ from ocpp_core.rpc import CENTRAL_SYSTEM, CHARGE_POINT, RpcEndpoint
 from ocpp_core.station import StationInterface, StationProfile
 from ocpp_core.store import Store
 from ocpp_core.timestamps import format_utc
+from tools.bench_stats import summary
 
 CACHED_TAG = "04A1B2C3"        # known to the authorization cache (case a, b, c)
 UNKNOWN_TAG = "0BADC0DE"       # the CSMS answers Invalid: nothing starts (plain case)
@@ -51,18 +51,9 @@ now_ns = time.perf_counter_ns
 
 # --- measuring ------------------------------------------------------------------------
 
-def percentile(sorted_values, q):
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, int(math.ceil(q * len(sorted_values))))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 def summary_us(samples_ns):
-    s = sorted(samples_ns)
-    mx = s[-1] / 1e3 if s else float("nan")
-    return percentile(s, 0.50) / 1e3, percentile(s, 0.99) / 1e3, mx
+    """(p50, p99, max) in microseconds."""
+    return summary(samples_ns, 1e3)
 
 
 def filesystem_of(path):

@@ -25,7 +25,6 @@ Figures, each next to its target:
 
 import argparse
 import json
-import math
 import os
 import re
 import shutil
@@ -38,6 +37,7 @@ import time
 
 from hal_mocks.bench import bench_request
 from ocpp_core.timestamps import format_utc
+from tools.bench_stats import summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CP_ID = "CP-BENCH-PERF"
@@ -56,18 +56,9 @@ TARGET_IDLE_CPU_PCT = 1.0
 now_ns = time.perf_counter_ns
 
 
-def percentile(sorted_values, q):
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, int(math.ceil(q * len(sorted_values))))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 def stats_ms(samples_ns):
-    s = sorted(samples_ns)
-    mx = s[-1] / 1e6 if s else float("nan")
-    return percentile(s, 0.5) / 1e6, percentile(s, 0.99) / 1e6, mx
+    """(p50, p99, max) in milliseconds."""
+    return summary(samples_ns, 1e6)
 
 
 # --- the CSMS ---------------------------------------------------------------------------------
