@@ -176,7 +176,8 @@ class Firmware:
         elif kind == "meter":
             cp.meter_sample(cid, value)
         elif kind == "card":
-            cp.card_presented(value)
+            if not self.maintenance.take_card(self, value):
+                cp.card_presented(value)
         elif kind == "lock":
             cp.lock_feedback(cid, value)
         elif kind == "fault":

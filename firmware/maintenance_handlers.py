@@ -110,7 +110,6 @@ HINTS = {
                "export them with `journal --export` and send them to the operator.",
 }
 
-_MISSING = object()
 
 
 def _now_iso():
@@ -168,43 +167,20 @@ class Maintenance:
 
     # --- hooks into the engine (main thread) ------------------------------------------------
     def attach(self, fw):
-        """Record faults and cards as the engine sees them: wraps fw.cp.fault,
-        fault_cleared and card_presented (the engine's own calls go through the
-        wrappers too). Call once, after fw.cp exists."""
+        """Record faults as the engine raises and clears them (for status and
+        selftest). Cards go through card_seen() first: the main loop asks it
+        before handing a card to the engine. Call once, after fw.cp exists."""
         cp = fw.cp
-        fault, fault_cleared, card_presented = cp.fault, cp.fault_cleared, cp.card_presented
+        cp.fault_listeners.append(
+            lambda cid, code, info, event: self._record_fault(cp, cid, code, info, event))
 
-        def faults_of(cid):
-            if cid == 0:
-                return cp.station_faults
-            c = cp.connectors.get(cid)
-            return c.faults if c is not None else None
-
-        def recorded_fault(connector_id, error_code, info=None):
-            before = (faults_of(connector_id) or {}).get(error_code, _MISSING)
-            result = fault(connector_id, error_code, info)
-            after = (faults_of(connector_id) or {}).get(error_code, _MISSING)
-            if after is not _MISSING and after != before:
-                self._record_fault(cp, connector_id, error_code, info, "raised")
-            return result
-
-        def recorded_clear(connector_id, error_code):
-            before = (faults_of(connector_id) or {}).get(error_code, _MISSING)
-            result = fault_cleared(connector_id, error_code)
-            after = (faults_of(connector_id) or {}).get(error_code, _MISSING)
-            if before is not _MISSING and after is _MISSING:
-                self._record_fault(cp, connector_id, error_code, None, "cleared")
-            return result
-
-        def watched_card(id_tag):
-            if self.card_seen(id_tag, cp.clock.timestamp()):
-                log.info("card %s read by the maintenance tool; not used for charging", id_tag)
-                return None
-            return card_presented(id_tag)
-
-        cp.fault = recorded_fault
-        cp.fault_cleared = recorded_clear
-        cp.card_presented = watched_card
+    def take_card(self, fw, id_tag):
+        """True when a tools.diag `rfid` wait takes this card (it then starts
+        or stops nothing)."""
+        if self.card_seen(id_tag, fw.cp.clock.timestamp()):
+            log.info("card %s read by the maintenance tool; not used for charging", id_tag)
+            return True
+        return False
 
     def _record_fault(self, cp, cid, code, info, event):
         self.faults.appendleft({"at": cp.clock.timestamp(), "_mono": time.monotonic(),

@@ -39,6 +39,7 @@ class ChargePoint:
         self.station = station
         self.profile = profile
         self.hooks = {}     # "WebSocketPingInterval", "AuthorizationKey", ... -> fn(value)
+        self.fault_listeners = []   # fn(connector_id, error_code, info, "raised"|"cleared")
         self.vendor_handlers = {}   # DataTransfer vendorId -> fn(messageId, data) -> dict
         self.config = Configuration(store, profile, supported_profiles=IMPLEMENTED_PROFILES,
                                     on_change=self._config_changed)
@@ -323,6 +324,7 @@ class ChargePoint:
                 return
             self.station_faults[error_code] = info
             log.warning("station fault %s%s", error_code, ": " + info if info else "")
+            self._tell_fault_listeners(0, error_code, info, "raised")
             if error_code in conn.UNSAFE_FAULTS:
                 for c in self.connectors.values():
                     if c.in_transaction:
@@ -334,6 +336,7 @@ class ChargePoint:
             return
         c.faults[error_code] = info
         log.warning("connector %d fault %s%s", c.id, error_code, ": " + info if info else "")
+        self._tell_fault_listeners(c.id, error_code, info, "raised")
         if error_code in conn.UNSAFE_FAULTS:
             c.authorization = None
             self._apply_outputs(c)     # open the contactor before anything else
@@ -348,7 +351,15 @@ class ChargePoint:
         if faults.pop(error_code, "-") != "-":
             log.info("%s fault %s cleared", "station" if connector_id == 0 else
                      "connector %d" % connector_id, error_code)
+            self._tell_fault_listeners(connector_id, error_code, None, "cleared")
             self.refresh()
+
+    def _tell_fault_listeners(self, connector_id, error_code, info, event):
+        for listener in self.fault_listeners:
+            try:
+                listener(connector_id, error_code, info, event)
+            except Exception:
+                log.exception("fault listener failed")
 
     def lock_feedback(self, connector_id, locked):
         c = self.connectors.get(connector_id)

@@ -807,3 +807,19 @@ def test_no_call_is_answered_with_an_error(h):
     for action, payload in [("ClearCache", {}), ("GetConfiguration", {"key": ["Nope"]}),
                             ("DataTransfer", {"vendorId": "v"})]:
         assert not (isinstance(h.call(action, payload), tuple))
+
+
+def test_fault_listeners_hear_each_fault_once(h):
+    """The engine tells observers (the maintenance tool's fault log) about real
+    changes only: a repeated report of the same fault is not a new fault."""
+    booted(h)
+    heard = []
+    h.cp.fault_listeners.append(lambda *event: heard.append(event))
+    h.cp.fault(1, "PowerMeterFailure", "meter did not answer")
+    h.cp.fault(1, "PowerMeterFailure", "meter did not answer")
+    h.cp.fault(0, "ReaderFailure", None)
+    h.cp.fault_cleared(1, "PowerMeterFailure")
+    h.cp.fault_cleared(1, "PowerMeterFailure")
+    assert heard == [(1, "PowerMeterFailure", "meter did not answer", "raised"),
+                     (0, "ReaderFailure", None, "raised"),
+                     (1, "PowerMeterFailure", None, "cleared")]
