@@ -55,6 +55,16 @@ class DeviceWorker:
     def join(self, timeout):
         self._thread.join(timeout)
 
+    @property
+    def failures(self):
+        """Consecutive failed polls (0 once the device answers again)."""
+        return self._failures
+
+    @property
+    def faulted(self):
+        """True while this device's fault is raised."""
+        return self._faulted
+
     def submit(self, fn):
         """Run fn() on this device's thread, soon; never blocks the caller."""
         self._inbox.put(fn)

@@ -274,8 +274,8 @@ def publish(fw):
     workers = {}
     for w in getattr(fw, "workers", ()):
         workers[w.name] = {"kind": w.kind, "connector": w.cid,
-                           "failures": getattr(w, "_failures", 0),
-                           "faulted": bool(getattr(w, "_faulted", False))}
+                           "failures": w.failures,
+                           "faulted": w.faulted}
     link = fw.link
     since = link.connected_since
     cfg = fw.cfg
@@ -457,15 +457,12 @@ def _rejection_reason(config, key, text):
         return None
     if d.readonly:
         return "%s is read-only" % key
-    parse = getattr(config, "_parse", None)     # the check ChangeConfiguration runs
-    if parse is not None:
-        try:
-            parse(d, text)
-        except ValueError as e:
-            return " ".join(str(e).split()).replace(text, "<value>") if d.write_only \
-                else " ".join(str(e).split())
-        except Exception:
-            pass
+    try:
+        why = config.why_invalid(key, text)
+    except Exception:
+        why = None
+    if why:
+        return why.replace(text, "<value>") if d.write_only else why
     return "the value is not valid for this key, or it could not be stored"
 
 

@@ -544,6 +544,16 @@ class Configuration:
     def _shown(self, d, text):
         return HIDDEN if d.write_only else "%.80r" % (text,)
 
+    def why_invalid(self, key, text):
+        """Why `text` is not a valid value of `key` in words (None when it is):
+        the same check ChangeConfiguration runs, for tools that explain."""
+        d = self.definition(key)
+        try:
+            self._parse(d, text)
+        except ValueError as e:
+            return " ".join(str(e).split())
+        return None
+
     def _parse(self, d, text):
         """Wire string -> typed value, or ValueError(why)."""
         if not isinstance(text, str):

@@ -750,3 +750,26 @@ def test_every_answer_is_schema_valid_for_every_profile_set():
             d = c.definition(key)
             if not d.readonly and not d.write_only:
                 assert change(c, key, c.value_text(key)) == "Accepted", key
+
+
+def test_why_invalid_explains_the_change_configuration_check():
+    from ocpp_core.config import Configuration
+    from ocpp_core.station import StationProfile
+
+    class MemoryStore:
+        def __init__(self):
+            self.data = {}
+
+        def save(self, name, obj):
+            self.data[name] = obj
+
+        def load(self, name, default=None):
+            return self.data.get(name, default)
+
+        def delete(self, name):
+            self.data.pop(name, None)
+
+    config = Configuration(MemoryStore(), StationProfile())
+    assert config.why_invalid("HeartbeatInterval", "300") is None
+    assert config.why_invalid("HeartbeatInterval", "abc")
+    assert config.why_invalid("MeterValuesSampledData", "Foo.Bar")
