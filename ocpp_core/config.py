@@ -6,10 +6,10 @@ The defaults are the certified configuration of the reference station KL4311-C
 (Store name "config", a JSON object of key -> value as sent on the wire), so a
 firmware update can change a default that nobody has overridden.
 
-Key names are matched exactly as section 9 spells them (case-sensitive):
-"heartbeatinterval" is an unknown key. (The schema types `key` as CiString50Type;
-we still compare byte for byte, as the OCTT and the usual CSMSs send the names
-exactly as specified.)
+Key names from the CSMS are matched case-insensitively: the schema types `key`
+as CiString50Type, and CiString is case-insensitive in OCPP 1.6 (section 7).
+"heartbeatinterval" names HeartbeatInterval; answers always use the name as
+section 9 spells it (an unknown key is echoed as it was sent).
 
 Value syntax on the wire (ChangeConfiguration.req value, GetConfiguration.conf value):
   bool    "true"/"false", case-insensitive on input; always lower case on output.
@@ -409,6 +409,7 @@ class Configuration:
                     raise ValueError("key %s defined twice" % d.name)
                 self._defs[d.name] = d
                 self._order.append(d.name)
+        self._folded = dict((name.lower(), name) for name in self._defs)
         self._values = {}     # key -> typed value in effect
         self._stored = {}     # key -> wire string persisted (differs from the default)
         self._inactive = {}   # stored entries of keys not known now: kept as they are
@@ -432,6 +433,11 @@ class Configuration:
 
     def __contains__(self, key):
         return key in self._defs
+
+    def canonical(self, key):
+        """The key's name as section 9 spells it, for any capitalisation; None
+        for a key this station does not know (CiString50: case-insensitive)."""
+        return self._folded.get(key.lower()) if isinstance(key, str) else None
 
     def definition(self, key):
         """The KeyDef of a known key; KeyError otherwise."""
@@ -484,14 +490,15 @@ class Configuration:
                     errors.OCCURENCE_CONSTRAINT_VIOLATION,
                     "%d keys requested; GetConfigurationMaxKeys is %d" % (len(requested), limit))
             seen = []
-            for key in requested:
+            for asked in requested:
+                key = self.canonical(asked) or asked
                 if key in seen:  # a key asked for twice is answered once
                     continue
                 seen.append(key)
                 if key in self._defs:
                     known.append(self._entry(key))
                 else:
-                    unknown.append(key)
+                    unknown.append(asked)
         else:
             for key in self._order:
                 known.append(self._entry(key))
@@ -504,7 +511,7 @@ class Configuration:
 
     def change_configuration(self, payload):
         """ChangeConfiguration.req -> ChangeConfiguration.conf payload."""
-        key = payload["key"]
+        key = self.canonical(payload["key"]) or payload["key"]
         text = payload["value"]
         d = self._defs.get(key)
         if d is None:

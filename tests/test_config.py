@@ -288,8 +288,19 @@ def test_get_some_keys():
 
 
 def test_get_unknown_keys_only():
-    conf = get_conf(make(), ["Testing", "heartbeatinterval"])
-    assert conf == {"unknownKey": ["Testing", "heartbeatinterval"]}  # no empty configurationKey
+    conf = get_conf(make(), ["Testing", "Frobnicate"])
+    assert conf == {"unknownKey": ["Testing", "Frobnicate"]}  # no empty configurationKey
+
+
+def test_key_names_are_case_insensitive_and_answered_canonically():
+    """CiString50Type: "heartbeatinterval" names HeartbeatInterval."""
+    c = make()
+    conf = get_conf(c, ["heartbeatinterval", "HEARTBEATINTERVAL", "HeartbeatInterval"])
+    assert conf == {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False,
+                                          "value": "300"}]}
+    assert change(c, "heartbeatInterval", "60") == "Accepted"
+    assert c.get("HeartbeatInterval") == 60
+    assert change(c, "numberofconnectors", "2") == "Rejected"      # still read-only
 
 
 def test_get_known_and_unknown_and_duplicates():
@@ -381,7 +392,7 @@ def test_only_changed_values_are_stored():
 def test_unknown_key_is_not_supported():
     c = make()
     assert change(c, "Testing", "true") == "NotSupported"  # OCTT TC_040_1
-    assert change(c, "heartbeatInterval", "60") == "NotSupported"  # exact names only
+    assert change(c, "HeartbeatInterva", "60") == "NotSupported"   # no prefix matching
     assert c.get("HeartbeatInterval") == 300
 
 
