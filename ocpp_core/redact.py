@@ -46,10 +46,41 @@ def _masked_end(text, start):
     return None
 
 
+def _mask_decoded(node, found):
+    """Mask every "value" member of a decoded frame; found[0] is set when a
+    secret key's name appears in it (in any capitalisation)."""
+    if isinstance(node, dict):
+        return dict((k, MASK if k == "value" and isinstance(v, str) else _mask_decoded(v, found))
+                    for k, v in node.items())
+    if isinstance(node, list):
+        return [_mask_decoded(v, found) for v in node]
+    if isinstance(node, str) and node.lower() in _FOLDED_KEYS:
+        found[0] = True
+    return node
+
+
+_FOLDED_KEYS = tuple(k.lower() for k in SECRET_KEYS)
+
+
+def _redact_escaped(text):
+    """A frame with backslash-u escapes may spell the key (or "value") in disguise:
+    decide on the decoded frame. An unreadable one is not shown at all."""
+    from ocpp_core.framing import dumps, loads
+    try:
+        decoded = loads(text)
+    except Exception:
+        return "<a frame with escapes that could not be read; not shown>"
+    found = [False]
+    masked = _mask_decoded(decoded, found)
+    return dumps(masked) if found[0] else text
+
+
 def redact_frame(text):
+    if "\\u" in text:
+        return _redact_escaped(text)
     folded = text.lower()  # configuration keys are CiString50Type: case-insensitive
-    for key in SECRET_KEYS:
-        if key.lower() in folded:
+    for key in _FOLDED_KEYS:
+        if key in folded:
             break
     else:
         return text

@@ -78,3 +78,26 @@ def test_redaction_is_idempotent():
     text = '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"s3cr3t"}]'
     once = redact_frame(text)
     assert redact_frame(once) == once
+
+
+@pytest.mark.parametrize("frame", [
+    '[2,"1","ChangeConfiguration",{"key":"Authorization\\u004bey","value":"s3cret-x"}]',
+    '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","valu\\u0065":"s3cret-x"}]',
+    '[2,"1","ChangeConfiguration",{"key":"\\u0061uthorizationkey","value":"s3cret-x"}]',
+    '[3,"1",{"configurationKey":[{"key":"Authorization\\u004Bey","readonly":false,'
+    '"value":"s3cret-x"}]}]',
+])
+def test_escaped_spellings_do_not_bypass_masking(frame):
+    out = redact_frame(frame)
+    assert "s3cret-x" not in out
+    assert '"***"' in out
+
+
+def test_unreadable_frame_with_escapes_is_not_shown():
+    out = redact_frame('[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"s3\\u0063ret"')
+    assert "s3" not in out and "not shown" in out
+
+
+def test_escapes_in_an_innocent_frame_are_left_alone():
+    frame = '[2,"1","DataTransfer",{"vendorId":"caf\\u00e9","data":"x"}]'
+    assert redact_frame(frame) == frame
