@@ -140,8 +140,16 @@ def build_emulated(cfg):
     hal = make_hal(world)
     emulators = []
     try:
-        meter_emu = start_meter_emulator(world, cid=1, model=EMULATED_METER_MODEL, address=1,
-                                         transport="pty")
+        try:
+            meter_emu = start_meter_emulator(world, cid=1, model=EMULATED_METER_MODEL,
+                                             address=1, transport="pty")
+        except ImportError as e:
+            # The meter emulation uses pymodbus's simulator API (pymodbus 3.9+, which
+            # needs Python 3.10); the driver itself also runs on Python 3.9.
+            import pymodbus
+            raise ConfigError("--hal emulated needs a newer pymodbus than %s for its meter "
+                              "emulation (Python 3.10 or newer): %s"
+                              % (getattr(pymodbus, "__version__", "?"), e))
         emulators.append(meter_emu)
         meter = ModbusMeter(meter_emu.port, model=EMULATED_METER_MODEL, address=1,
                             baudrate=9600, timeout=0.5)
