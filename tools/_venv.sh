@@ -5,8 +5,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
 
-if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
-  echo "error: Python 3.9 or newer is needed (found: $("$PY" --version 2>&1))" >&2
+MIN_PY="${MIN_PY:-3.9}"     # the firmware runs on 3.9 (Raspberry Pi OS Bullseye)
+if ! "$PY" -c "import sys; sys.exit(sys.version_info < tuple(map(int, '$MIN_PY'.split('.'))))" 2>/dev/null; then
+  echo "error: Python $MIN_PY or newer is needed${WHY_PY:+ ($WHY_PY)} (found: $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.x" >&2
   exit 1
 fi
 if [ ! -x "$VENV/bin/python" ]; then
