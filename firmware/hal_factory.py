@@ -132,7 +132,7 @@ def build_emulated(cfg):
     from hal_mocks.fake_gpio import FakeGPIO, wiring_for
     from hal_mocks.fake_modem import start_fake_modem
     from hal_mocks.mfrc522_emulator import FakeSpiDev
-    from hal_mocks.modbus_meter import start_meter_emulator
+    from hal_mocks.modbus_meter import EmulatorUnavailable, start_meter_emulator
     from hal_mocks.rapi_board import start_rapi_board
     from hal_mocks.sim import make_hal
 
@@ -143,13 +143,8 @@ def build_emulated(cfg):
         try:
             meter_emu = start_meter_emulator(world, cid=1, model=EMULATED_METER_MODEL,
                                              address=1, transport="pty")
-        except ImportError as e:
-            # The meter emulation uses pymodbus's simulator API (pymodbus 3.9+, which
-            # needs Python 3.10); the driver itself also runs on Python 3.9.
-            import pymodbus
-            raise ConfigError("--hal emulated needs a newer pymodbus than %s for its meter "
-                              "emulation (Python 3.10 or newer): %s"
-                              % (getattr(pymodbus, "__version__", "?"), e))
+        except EmulatorUnavailable as e:
+            raise ConfigError("--hal emulated: %s" % e)
         emulators.append(meter_emu)
         meter = ModbusMeter(meter_emu.port, model=EMULATED_METER_MODEL, address=1,
                             baudrate=9600, timeout=0.5)

@@ -253,9 +253,22 @@ class MeterEmulator:
         return None
 
 
+class EmulatorUnavailable(RuntimeError):
+    """The installed pymodbus cannot run this emulation; str(e) says why in one line."""
+
+
 def start_meter_emulator(world, cid=1, model="SDM630", address=1, transport="pty", baudrate=9600,
                          wire_timing=False):
     """Start a MeterEmulator (see the module docstring) and return it: .port for
-    the driver, .stop() to end it."""
+    the driver, .stop() to end it. Raises EmulatorUnavailable when pymodbus is
+    too old for its simulator API (pymodbus 3.9+, Python 3.10+); the meter
+    driver itself also runs with older pymodbus."""
+    try:
+        from pymodbus.simulator import DataType, SimData, SimDevice  # noqa: F401
+    except ImportError as e:
+        import pymodbus
+        raise EmulatorUnavailable(
+            "the meter emulation needs a newer pymodbus than %s (Python 3.10 or newer): %s"
+            % (getattr(pymodbus, "__version__", "?"), e))
     return MeterEmulator(world, cid=cid, model=model, address=address, transport=transport,
                          baudrate=baudrate, wire_timing=wire_timing).start()
