@@ -14,7 +14,6 @@ Who does what:
 
 
 from ocpp_core import connector as conn
-from ocpp_core import errors
 from ocpp_core.auth import AuthCache, Authorizer, LocalList, is_valid
 from ocpp_core.config import Configuration
 from ocpp_core.journal import Journal
@@ -57,7 +56,6 @@ class ChargePoint:
         self.station_operative = True
         self.station_faults = {}
         self.reset_pending = None       # {"kind", "deadline"} once a Reset was accepted
-        self._auth_in_flight = None     # id_tag of an Authorize.req under way
         self._next_aligned = None       # epoch of the next clock-aligned sample
         self.deferred_effects = None    # set while a ChangeConfiguration is answered
         self._saved_connector_state = None
@@ -209,9 +207,9 @@ class ChargePoint:
                     self._stop_transaction(c, "Local", id_tag)
                     self.refresh()
                     return
-        group_check = [c for c in self.connectors.values() if c.in_transaction]
+        busy = any(c.in_transaction for c in self.connectors.values())
         target = self._connector_for_new_session()
-        if target is None and not group_check:
+        if target is None and not busy:     # nothing to start, nothing it might stop
             log.info("card %s ignored: no connector can start a session", id_tag)
             return
         self._authorize(id_tag, lambda accepted, info: self._card_decided(id_tag, accepted, info))

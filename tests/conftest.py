@@ -10,6 +10,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
+def world():
+    """A simulated world whose meter and modem time out quickly (a test module
+    may define its own `world` with other settings)."""
+    from hal_mocks.sim import SimWorld
+    w = SimWorld(meter_timeout=0.05, modem_timeout=0.05)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def closing():
+    """Register things to close/stop at the end, last first."""
+    items = []
+    yield items.append
+    for item in reversed(items):
+        (getattr(item, "close", None) or item.stop)()
+
+
+@pytest.fixture
 def ocpp_csms():
     """A CSMS built on the `ocpp` package; fails the test on any schema violation."""
     from tests.ocpp_csms import OcppCsms

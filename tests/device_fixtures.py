@@ -1,28 +1,18 @@
-"""Fixtures shared by the tests that run drivers against emulated devices
-(tests/test_modem_at.py, tests/test_pilot_rapi.py) and the bench socket's
-(tests/test_bench_server.py). A test module imports the ones it uses by name,
-which is how pytest finds them."""
-
-import pytest
-
-from hal_mocks.sim import SimWorld
+"""Helpers shared by the device tests (plain functions and classes; the shared
+fixtures `world` and `closing` are in conftest.py)."""
 
 
-@pytest.fixture
-def world():
-    """A simulated world whose meter and modem time out quickly."""
-    w = SimWorld(meter_timeout=0.05, modem_timeout=0.05)
-    yield w
-    w.close()
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
 
+    def __init__(self, now=100.0):
+        self.now = now
 
-@pytest.fixture
-def closing():
-    """Register things to close/stop at the end, last first."""
-    items = []
-    yield items.append
-    for item in reversed(items):
-        (getattr(item, "close", None) or item.stop)()
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
 
 
 def closing_factory(closing, make, **defaults):

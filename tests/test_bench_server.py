@@ -13,7 +13,6 @@ import pytest
 from hal_mocks.bench import BenchClient, BenchUnavailable, bench_request, format_status
 from hal_mocks.bench_server import MAX_LINE, BenchServer
 from hal_mocks.sim import SimContactor, SimPilot, SimRfid, SimWorld
-from tests.device_fixtures import world  # noqa: F401 (a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTRACT_CONNECTOR_KEYS = ("ocpp_status", "contactor", "locked", "energy_wh", "transaction_id",

@@ -3,7 +3,6 @@ devices) and `--hal emulated` (the real drivers over bus-level emulations) as a
 subprocess, a CSMS built on the `ocpp` package, and the bench control socket.
 These are the scenarios a test engineer runs by hand; each runs in both modes."""
 
-import os
 import signal
 
 import pytest

@@ -5,7 +5,6 @@ import base64
 import json
 import queue
 import threading
-import time
 
 import pytest
 from websockets.sync.server import serve

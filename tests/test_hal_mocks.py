@@ -10,17 +10,7 @@ from drivers.hal import (CableLock, ControlPilot, Contactor, DeviceError, Energy
 from hal_mocks.sim import (SimContactor, SimIndicator, SimLock, SimMeter, SimModem, SimPilot,
                            SimRfid, SimWorld, make_hal)
 from ocpp_core.metering import MeterSample
-
-
-class FakeClock:
-    def __init__(self, now=100.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
+from tests.device_fixtures import FakeClock
 
 
 @pytest.fixture

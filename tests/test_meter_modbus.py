@@ -21,15 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytest.importorskip("pymodbus")
 
 
-class FakeClock:
-    def __init__(self, now=1000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
+from tests.device_fixtures import FakeClock  # noqa: E402
 
 
 @pytest.fixture
@@ -47,7 +39,7 @@ def no_thread_left():
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 def make_world(clock, phases=3):
