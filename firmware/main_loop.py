@@ -89,6 +89,7 @@ class Firmware:
         payload = self.cfg.boot_notification()
         # The modem may answer slowly: use what it told us last time; never wait.
         modem = self.store.load("modem", {}) or {}
+        self._saved_modem = {"iccid": modem.get("iccid"), "imsi": modem.get("imsi")}
         for key in ("iccid", "imsi"):
             if isinstance(modem.get(key), str) and 0 < len(modem[key]) <= 20:
                 payload[key] = modem[key]
@@ -200,10 +201,12 @@ class Firmware:
         self.maintenance.publish_trace(direction, text)
 
     def _modem_status(self, status):
-        known = self.store.load("modem", {}) or {}
+        """Keep the SIM's identities for the next BootNotification (written only
+        when they change: a new SIM)."""
         fresh = {"iccid": status.iccid, "imsi": status.imsi}
-        if fresh != {k: known.get(k) for k in fresh} and (status.iccid or status.imsi):
+        if fresh != self._saved_modem and (status.iccid or status.imsi):
             self.store.save("modem", fresh)
+            self._saved_modem = fresh
         self.modem_status = status
 
     def _graceful_stop(self):
