@@ -53,7 +53,7 @@ import threading
 import time
 
 from firmware import jsonlines
-from firmware.jsonlines import one_line
+from firmware.jsonlines import LineServer, one_line
 from ocpp_core.redact import redact_frame
 
 log = logging.getLogger("firmware.maintenance")
@@ -145,21 +145,15 @@ class _Subscriber:
         return lines, dropped
 
 
-class MaintenanceServer:
+class MaintenanceServer(LineServer):
     def __init__(self, path, handler, trace_queue=TRACE_QUEUE):
+        super().__init__(MAX_CLIENTS, "maintenance-%d")
         self.path = path
         self.handler = handler
         self.trace_queue = trace_queue
-        self._lock = threading.Lock()
-        self._listener = None
         self._inode = None
-        self._wake_r = self._wake_w = None
-        self._accept_thread = None
-        self._clients = {}             # socket -> thread
         self._subscribers = set()
         self._backlog = collections.deque(maxlen=BACKLOG)
-        self._stopping = False
-        self._served = 0
         self.replaced_stale = False
 
     # --- life cycle -------------------------------------------------------------------
@@ -187,12 +181,7 @@ class MaintenanceServer:
                     pass
             raise MaintenanceError("cannot create the maintenance socket %s: %s"
                                    % (self.path, one_line(e.strerror or e)))
-        self._listener = listener
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._stopping = False
-        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
-                                               name="maintenance-accept")
-        self._accept_thread.start()
+        self.start_serving(listener, "maintenance-accept")
         # Nothing at INFO yet: a start-up that fails next must print one line only.
         log.debug("maintenance socket at %s", self.path)
         return self
@@ -265,40 +254,21 @@ class MaintenanceServer:
         """Close every connection, join the threads (for `timeout` s in all: they
         are daemon threads, and one may be waiting for a card or for a main loop
         that has ended), remove the socket file."""
+        super().stop(timeout)
+
+    def on_stop(self):
+        """Trace streams wait on their subscriber, not on the socket: wake them."""
         with self._lock:
-            if self._listener is None or self._stopping:
-                return
-            self._stopping = True
-            clients = dict(self._clients)
             subscribers = list(self._subscribers)
         for sub in subscribers:
             sub.ready.set()
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        deadline = time.monotonic() + timeout
-        self._accept_thread.join(timeout)
-        for conn in clients:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in clients.values():
-            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def on_stopped(self):
         try:
             if os.stat(self.path).st_ino == self._inode:
                 os.unlink(self.path)   # ours: not one a newer instance created
         except OSError:
             pass
-        for s in (self._listener, self._wake_r, self._wake_w):
-            s.close()
-        with self._lock:
-            self._listener = None
-
-    @property
-    def running(self):
-        return self._listener is not None and not self._stopping
 
     # --- trace --------------------------------------------------------------------------
     def publish_trace(self, direction, text):
@@ -317,45 +287,14 @@ class MaintenanceServer:
             sub.add(line)
 
     # --- connections ----------------------------------------------------------------------
-    def _accept_loop(self):
-        while True:
-            try:
-                readable, _, _ = select.select([self._listener, self._wake_r], [], [])
-            except (OSError, ValueError):
-                return
-            if self._stopping or self._wake_r in readable:
-                return
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                continue
-            with self._lock:
-                if self._stopping:
-                    conn.close()
-                    return
-                if len(self._clients) >= MAX_CLIENTS:
-                    full = True
-                else:
-                    full = False
-                    self._served += 1
-                    thread = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                              name="maintenance-%d" % self._served)
-                    self._clients[conn] = thread
-            if full:
-                self._send(conn, {"ok": False, "error": "too many maintenance connections "
-                                  "(at most %d)" % MAX_CLIENTS})
-                conn.close()
-                continue
-            thread.start()
+    def too_many(self):
+        return "too many maintenance connections (at most %d)" % MAX_CLIENTS
 
-    def _send(self, conn, response):
-        try:
-            conn.sendall(_encode(response))
-            return True
-        except OSError:
-            return False
+    def encode(self, response):
+        return _encode(response)
 
-    def _admit(self, conn):
+    def accept_peer(self, conn):
+        """SO_PEERCRED: our own uid and root are served, anyone else is told no."""
         try:
             creds = peer_credentials(conn)
         except OSError as e:
@@ -369,35 +308,24 @@ class MaintenanceServer:
             return True
         log.warning("maintenance connection from uid %d (pid %d) refused: only uid %d and "
                     "root may use %s", uid, pid, own, self.path)
-        self._send(conn, {"ok": False, "error": "permission denied: uid %d may not use this "
-                          "maintenance socket" % uid})
+        self.send(conn, {"ok": False, "error": "permission denied: uid %d may not use this "
+                         "maintenance socket" % uid})
         return False
 
-    def _serve(self, conn):
-        try:
-            if not self._admit(conn):
-                return
-            conn.settimeout(IDLE_TIMEOUT)
-            for line in jsonlines.request_lines(conn, MAX_REQUEST,
-                                                serving=lambda: not self._stopping):
-                if line is None:
-                    response = jsonlines.too_long(MAX_REQUEST)
-                else:
-                    request, response = self._parse(line)
-                    if request is not None and request.get("cmd") == "trace":
-                        self._stream_trace(conn, request)
-                        return
-                    if response is None:
-                        response = self._call(request)
-                if not self._send(conn, response):
+    def serve(self, conn):
+        conn.settimeout(IDLE_TIMEOUT)
+        for line in jsonlines.request_lines(conn, MAX_REQUEST, serving=self.serving):
+            if line is None:
+                response = jsonlines.too_long(MAX_REQUEST)
+            else:
+                request, response = self._parse(line)
+                if request is not None and request.get("cmd") == "trace":
+                    self._stream_trace(conn, request)
                     return
-        finally:
-            try:
-                conn.close()
-            except OSError:
-                pass
-            with self._lock:
-                self._clients.pop(conn, None)
+                if response is None:
+                    response = self._call(request)
+            if not self.send(conn, response):
+                return
 
     @staticmethod
     def _parse(line):
@@ -433,7 +361,7 @@ class MaintenanceServer:
     def _stream_trace(self, conn, request):
         last = request.get("last", 0)
         if type(last) is not int or last < 0:
-            self._send(conn, {"ok": False, "error": '"last" must be a whole number >= 0'})
+            self.send(conn, {"ok": False, "error": '"last" must be a whole number >= 0'})
             return
         sub = _Subscriber(self.trace_queue)
         with self._lock:
@@ -444,16 +372,16 @@ class MaintenanceServer:
             ack = {"ok": True, "trace": "started"}
             if "id" in request:
                 ack["id"] = request["id"]
-            if not self._send(conn, ack):
+            if not self.send(conn, ack):
                 return
             for t, direction, frame in backlog:
-                if not self._send(conn, {"t": round(t, 3), "dir": direction, "frame": frame,
+                if not self.send(conn, {"t": round(t, 3), "dir": direction, "frame": frame,
                                          "earlier": True}):
                     return
-            while not self._stopping:
+            while self.serving():
                 sub.ready.wait(0.5)
                 lines, dropped = sub.take()
-                if dropped and not self._send(conn, {"dropped": dropped}):
+                if dropped and not self.send(conn, {"dropped": dropped}):
                     return
                 if lines:
                     try:

@@ -25,12 +25,10 @@ of the provider are passed through.
 """
 
 import json
-import selectors
 import socket
-import threading
 
 from firmware import jsonlines
-from firmware.jsonlines import one_line
+from firmware.jsonlines import LineServer, one_line
 from hal_mocks.sim import DEVICES
 
 LOOPBACK = "127.0.0.1"
@@ -69,24 +67,17 @@ def _arg(request, name, kind, example):
     return value
 
 
-class BenchServer:
+class BenchServer(LineServer):
     def __init__(self, world, port, status_provider=None, host=LOOPBACK):
         if host != LOOPBACK:
             raise ValueError("the bench listens on %s only, not %r" % (LOOPBACK, host))
         if type(port) is not int or not 0 <= port <= 65535:
             raise ValueError("bench port must be an integer from 0 to 65535, not %r" % (port,))
+        super().__init__(MAX_CLIENTS, "bench-client-%d")
         self.world = world
         self.host = host
         self.port = port
         self.status_provider = status_provider
-        self._lock = threading.Lock()
-        self._listener = None
-        self._wake_r = self._wake_w = None
-        self._accept_thread = None
-        self._clients = {}             # open socket -> its thread
-        self._threads = []             # every client thread not yet joined
-        self._stopping = False
-        self._served = 0
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self):
@@ -105,39 +96,8 @@ class BenchServer:
             err.errno = e.errno
             raise err from e
         self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._stopping = False
-        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
-                                               name="bench-server-%d" % self.port)
-        self._accept_thread.start()
+        self.start_serving(listener, "bench-server-%d" % self.port)
         return self
-
-    def stop(self, timeout=5.0):
-        """Close the listener and every connection, and join every thread."""
-        with self._lock:
-            if self._listener is None or self._stopping:
-                return
-            self._stopping = True
-            clients = list(self._clients)
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        self._accept_thread.join(timeout)
-        for conn in clients:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)   # wakes the thread blocked in recv()
-            except OSError:
-                pass
-        with self._lock:
-            threads, self._threads = self._threads, []
-        for thread in threads:
-            thread.join(timeout)
-        for s in (self._listener, self._wake_r, self._wake_w):
-            s.close()
-        with self._lock:
-            self._listener = None
 
     def __enter__(self):
         return self.start()
@@ -145,62 +105,18 @@ class BenchServer:
     def __exit__(self, *exc):
         self.stop()
 
-    @property
-    def running(self):
-        return self._listener is not None and not self._stopping
-
     # --- connections ----------------------------------------------------------------------
-    def _accept_loop(self):
-        sel = selectors.DefaultSelector()
-        sel.register(self._listener, selectors.EVENT_READ)
-        sel.register(self._wake_r, selectors.EVENT_READ)
-        try:
-            while True:
-                events = sel.select()
-                if self._stopping or any(key.fileobj is self._wake_r for key, _ in events):
-                    return
-                try:
-                    conn, _ = self._listener.accept()
-                except OSError:
-                    continue
-                with self._lock:
-                    if self._stopping:
-                        conn.close()
-                        return
-                    if len(self._clients) >= MAX_CLIENTS:
-                        self._send(conn, {"ok": False, "error": "too many bench connections "
-                                          "(at most %d)" % MAX_CLIENTS})
-                        conn.close()
-                        continue
-                    self._served += 1
-                    thread = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                              name="bench-client-%d" % self._served)
-                    self._clients[conn] = thread
-                    self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-                thread.start()
-        finally:
-            sel.close()
+    def too_many(self):
+        return "too many bench connections (at most %d)" % MAX_CLIENTS
 
-    def _send(self, conn, response):
-        try:
-            conn.sendall(json.dumps(response).encode("utf-8") + b"\n")
-            return True
-        except OSError:
-            return False
-
-    def _serve(self, conn):
-        try:
-            for line in jsonlines.request_lines(conn, MAX_LINE, crlf=True):
-                if line is None:
-                    response = jsonlines.too_long(MAX_LINE)
-                else:
-                    response = self.handle_line(line)
-                if not self._send(conn, response):
-                    return
-        finally:
-            conn.close()
-            with self._lock:
-                self._clients.pop(conn, None)
+    def serve(self, conn):
+        for line in jsonlines.request_lines(conn, MAX_LINE, crlf=True):
+            if line is None:
+                response = jsonlines.too_long(MAX_LINE)
+            else:
+                response = self.handle_line(line)
+            if not self.send(conn, response):
+                return
 
     # --- requests -------------------------------------------------------------------------
     def handle_line(self, line):
