@@ -229,13 +229,13 @@ class MiniCsms:
 # --- the firmware process --------------------------------------------------------------------
 
 class FirmwareProcess:
-    def __init__(self, csms_url, data_dir, log_path):
+    def __init__(self, csms_url, data_dir, log_path, hal="mock"):
         self.log_path = log_path
         self._log = open(log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("JOURNAL_STREAM", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware", "--hal", "mock", "--csms-url", csms_url,
+            [sys.executable, "-m", "firmware", "--hal", hal, "--csms-url", csms_url,
              "--charge-point-id", CP_ID, "--data-dir", data_dir, "--bench-port", "0"],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self._bench_port = None
@@ -339,7 +339,8 @@ class Bench:
     def _spawn(self, name):
         data = os.path.join(self.scratch, name)
         os.makedirs(data)
-        return FirmwareProcess(self.csms.url, data, os.path.join(self.scratch, name + ".log"))
+        return FirmwareProcess(self.csms.url, data, os.path.join(self.scratch, name + ".log"),
+                               hal=self.args.hal)
 
     def _fail(self, what, e):
         tail = self.fw.log_tail() if self.fw is not None else ""
@@ -501,8 +502,9 @@ class Bench:
         self.fw.bench("fault", device="meter", mode="none")
 
     def report(self, seconds):
-        print("firmware: python -m firmware --hal mock (pid %s), Python %s, %d CPU(s)"
-              % (self.fw.pid if self.fw else "-", sys.version.split()[0], os.cpu_count() or 0))
+        print("firmware: python -m firmware --hal %s (pid %s), Python %s, %d CPU(s)"
+              % (self.args.hal, self.fw.pid if self.fw else "-", sys.version.split()[0],
+                 os.cpu_count() or 0))
         print("CSMS: in process, websockets; latency = CALL sent -> CALLRESULT received "
               "by the CSMS")
         print()
@@ -522,6 +524,9 @@ class Bench:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--hal", choices=("mock", "emulated"), default="mock",
+                   help="simulated devices, or the real drivers over bus emulations that run "
+                        "in the same process (their memory and CPU count too)")
     p.add_argument("--calls", type=int, default=1000,
                    help="CSMS calls per meter condition (default 1000)")
     p.add_argument("--sessions", type=int, default=20,
