@@ -18,7 +18,8 @@ from ocpp_core.auth import AuthCache, Authorizer, LocalList, is_valid
 from ocpp_core.config import Configuration
 from ocpp_core.journal import Journal
 from ocpp_core.metering import next_aligned, sampled_values
-from ocpp_core.registration import Registration
+from ocpp_core.registration import ACCEPTED, Registration
+from ocpp_core.safety import may_deliver_energy, session_refusal
 from ocpp_core.status import StatusNotifier
 from ocpp_core.log import get_logger
 
@@ -48,12 +49,14 @@ class ChargePoint:
         self.auth = Authorizer(self.config.get, AuthCache(store), LocalList(store), clock)
         self.registration = Registration(rpc, clock, boot_payload,
                                          heartbeat_interval=self.config.get("HeartbeatInterval"),
-                                         on_accepted=self._boot_accepted)
+                                         on_verdict=self._boot_answered, store=store)
+        rpc.admission = self.registration.admit     # 4.2: what may be answered, and how
         self.status = StatusNotifier(rpc, clock, self.config.get)
         self.connectors = {}
         for cid in profile.connector_ids():
             self.connectors[cid] = conn.Connector(cid)
         self.station_operative = True
+        self.station_scheduled = None   # "Inoperative" once the running transactions end
         self.station_faults = {}
         self.reset_pending = None       # {"kind", "deadline"} once a Reset was accepted
         self._next_aligned = None       # epoch of the next clock-aligned sample
@@ -77,6 +80,7 @@ class ChargePoint:
         saved = self.store.load("connectors", {}) or {}
         try:
             self.station_operative = bool(saved.get("0", {}).get("operative", True))
+            self.station_scheduled = saved.get("0", {}).get("scheduled")
             for cid, c in self.connectors.items():
                 entry = saved.get(str(cid), {})
                 c.operative = bool(entry.get("operative", True))
@@ -86,7 +90,7 @@ class ChargePoint:
             log.warning("connector state file unreadable; starting from defaults")
 
     def _save_connector_state(self):
-        data = {"0": {"operative": self.station_operative}}
+        data = {"0": {"operative": self.station_operative, "scheduled": self.station_scheduled}}
         for cid, c in self.connectors.items():
             data[str(cid)] = {"operative": c.operative, "scheduled": c.scheduled,
                               "finishing": c.finishing}
@@ -127,12 +131,9 @@ class ChargePoint:
         return conn.NO_ERROR
 
     def _apply_outputs(self, c):
-        """Safety first: energy flows only in an authorized transaction, with the
-        EV asking (state C/D), the cable locked where there is a lock, no unsafe
-        fault anywhere, and the EVSE not withholding energy."""
-        may_offer = (c.in_transaction and not c.suspended_evse and not c.unsafe_fault()
-                     and not self._station_unsafe() and c.plugged
-                     and (self.locked_ok(c)) and self.reset_pending is None)
+        """Safety first: the rules of safety.may_deliver_energy, and the
+        contactor closes only while the EV asks for energy (state C/D)."""
+        may_offer = may_deliver_energy(self, c)
         offer = self.profile.max_current_a if may_offer else 0.0
         if offer != c.offered_a:
             c.offered_a = offer
@@ -142,11 +143,9 @@ class ChargePoint:
             c.contactor_closed = close
             self.station.set_contactor(c.id, close)
 
-    def locked_ok(self, c):
-        return not self.profile.has_lock or c.locked
-
-    def _station_unsafe(self):
-        return any(code in self.station_faults for code in conn.UNSAFE_FAULTS)
+    def session_refusal(self, c=None):
+        """Why no session may start now (on connector c); None when it may."""
+        return session_refusal(self, c)
 
     # ------------------------------------------------------------------ events
     def ev_state_changed(self, connector_id, state):
@@ -207,17 +206,21 @@ class ChargePoint:
                     self._stop_transaction(c, "Local", id_tag)
                     self.refresh()
                     return
+        refusal = self.session_refusal()
+        if refusal is not None:     # not even an Authorize.req (4.2 while not accepted)
+            log.info("card %s ignored: %s", id_tag, refusal)
+            return
         busy = any(c.in_transaction for c in self.connectors.values())
-        target = self._connector_for_new_session()
+        target = self.connector_for_new_session()
         if target is None and not busy:     # nothing to start, nothing it might stop
             log.info("card %s ignored: no connector can start a session", id_tag)
             return
-        self._authorize(id_tag, lambda accepted, info: self._card_decided(id_tag, accepted, info))
+        self.authorize(id_tag, lambda accepted, info: self._card_decided(id_tag, accepted, info))
 
-    def _connector_for_new_session(self):
-        usable = [c for c in self.connectors.values()
-                  if not c.in_transaction and not c.unsafe_fault()
-                  and c.operative and self.station_operative]
+    def connector_for_new_session(self):
+        """The connector a card or a remote start without connectorId serves: an
+        EV waiting, else a free connector, else one whose session finished."""
+        usable = [c for c in self.connectors.values() if self.session_refusal(c) is None]
         for c in usable:
             if c.plugged and not c.finishing and c.authorization is None:
                 return c
@@ -231,33 +234,41 @@ class ChargePoint:
 
     def _card_decided(self, id_tag, accepted, info):
         # The card may belong to the group of a running transaction: stop it.
+        # Another card of the group stops only while it is valid itself (4.10:
+        # the stop is authorized like a start); a Blocked or Expired card of
+        # the group does not end somebody else's transaction.
         for c in self.connectors.values():
-            if c.in_transaction:
+            if c.in_transaction and accepted:
                 record = self.journal.get(c.tx_key)
-                # Stopping is the group's right even if the card itself is
-                # not valid for a new session.
-                if record and info and self.auth.same_group(record["id_tag"],
-                                                            self._tx_info(c, record),
-                                                            id_tag, info):
+                if record and self.auth.same_group(record["id_tag"], self._tx_info(c, record),
+                                                   id_tag, info):
                     self._stop_transaction(c, "Local", id_tag)
                     self.refresh()
                     return
         if not accepted:
             log.info("card %s not authorized (%s)", id_tag, (info or {}).get("status"))
             return
-        target = self._connector_for_new_session()
+        target = self.connector_for_new_session()
         if target is None:
             return
-        self._grant(target, id_tag, info)
+        self.grant(target, id_tag, info)
 
-    def _grant(self, c, id_tag, info):
+    def grant(self, c, id_tag, info):
+        """idTag authorized on connector c: the transaction starts once the EV is
+        connected (at once when it is), unless a safety rule refuses it."""
+        refusal = self.session_refusal(c)
+        if refusal is not None:
+            log.info("authorization of %s on connector %d dropped: %s", id_tag, c.id, refusal)
+            c.authorization = None
+            self.refresh()
+            return
         c.authorization = {"id_tag": id_tag, "info": info, "since": self.clock.monotonic()}
         if c.plugged:
             c.finishing = False
             self._start_transaction(c)
         self.refresh()
 
-    def _authorize(self, id_tag, done):
+    def authorize(self, id_tag, done):
         """Decide locally when the rules allow, else ask the CSMS; done(accepted, info)."""
         verdict, info = self.auth.decide(id_tag, self.online)
         if verdict == "accepted":
@@ -278,6 +289,29 @@ class ChargePoint:
             done(verdict == "accepted", info)
 
         self.rpc.call("Authorize", {"idTag": id_tag}, on_result=on_result, on_error=on_error)
+
+    def remote_start(self, c, id_tag, profile=None):
+        """A RemoteStartTransaction accepted for connector c (5.11)."""
+        if profile is not None:
+            c.remote_profile = profile     # kept for the Smart Charging work
+        if not self.config.get("AuthorizeRemoteTxRequests"):
+            self.grant(c, id_tag, {"status": "Accepted"})
+            return
+        # Hold the connector while the authorization is under way.
+        c.authorization = {"id_tag": id_tag, "info": None, "since": self.clock.monotonic(),
+                           "pending": True}
+        self.refresh()
+
+        def decided(accepted, info):
+            if c.authorization is None or c.authorization.get("id_tag") != id_tag:
+                return   # dropped meanwhile (made Inoperative, a fault, timed out)
+            c.authorization = None
+            if accepted:
+                self.grant(c, id_tag, info)
+            else:
+                self.refresh()
+
+        self.authorize(id_tag, decided)
 
     def meter_sample(self, connector_id, sample):
         """A reading from the connector's meter (energy in Wh, see metering.py)."""
@@ -384,15 +418,36 @@ class ChargePoint:
         self.rpc.connection_down()
         self.registration.connection_down()
 
-    def _boot_accepted(self, interval):
-        if interval > 0 and interval != self.config.get("HeartbeatInterval"):
-            self.config.set("HeartbeatInterval", interval)
-        self.status.report_all()
+    def _boot_answered(self, status, interval):
+        if status == ACCEPTED:
+            if interval > 0 and interval != self.config.get("HeartbeatInterval"):
+                self.config.set("HeartbeatInterval", interval)
+            self.status.report_all()
+        else:   # Pending or Rejected: what waits for a plug-in may not start
+            self.drop_authorizations("registration %s" % status)
+        self.refresh()
+
+    def drop_authorizations(self, why, targets=None):
+        """Forget authorizations waiting for a plug-in (or a lock) on targets
+        (default: every connector)."""
+        for c in (self.connectors.values() if targets is None else targets):
+            if c.authorization is None or c.in_transaction:
+                continue
+            log.info("connector %d: authorization for %s dropped: %s", c.id,
+                     c.authorization["id_tag"], why)
+            c.authorization = None
+            if c.lock_pending_since is not None:
+                c.lock_pending_since = None
+                self.station.set_lock(c.id, False)
 
     # ------------------------------------------------------------------ transactions
     def _start_transaction(self, c):
         auth = c.authorization
         if auth is None or c.in_transaction:
+            return
+        refusal = self.session_refusal(c)
+        if refusal is not None:
+            self.drop_authorizations(refusal, [c])
             return
         if self.profile.has_lock and not c.locked:
             if c.lock_pending_since is None:
@@ -442,6 +497,12 @@ class ChargePoint:
             c.scheduled = None
             log.info("connector %d: scheduled availability applied (%s)", c.id,
                      "Operative" if c.operative else "Inoperative")
+        if self.station_scheduled is not None and \
+                not any(other.in_transaction for other in self.connectors.values()):
+            self.station_operative = self.station_scheduled == "Operative"
+            self.station_scheduled = None
+            log.info("station: scheduled availability applied (%s)",
+                     "Operative" if self.station_operative else "Inoperative")
         self._save_connector_state()
 
     def stop_transaction(self, connector_id, reason, id_tag=None):
@@ -633,6 +694,55 @@ class ChargePoint:
             else:
                 next_due = due - now if next_due is None else min(next_due, due - now)
         return next_due
+
+    # ------------------------------------------------------------------ availability
+    def change_availability(self, connector_id, kind):
+        """ChangeAvailability (5.2) -> (status, apply): apply() runs after the
+        answer. connector_id 0 is the station and every connector.
+
+        - Accepted: the change applies at once (also when it is already so).
+        - Scheduled: a transaction runs on an affected connector; that connector
+          (and, for connector 0, the station) changes when it ends. Idle
+          connectors of a scheduled station change at once, so that no new
+          session starts that would put the change off again.
+        - Rejected: an unknown connector, or a connector asked to become
+          Operative while the station (connector 0) is, or is about to be,
+          Inoperative: 5.2 gives Accepted only for a change that takes place,
+          and the connector would stay Unavailable.
+        Becoming Inoperative drops authorizations waiting for a plug-in there.
+        """
+        operative = kind == "Operative"
+        if connector_id != 0 and connector_id not in self.connectors:
+            return "Rejected", None
+        if connector_id != 0 and operative and \
+                (not self.station_operative or self.station_scheduled == "Inoperative"):
+            return "Rejected", None
+        targets = list(self.connectors.values()) if connector_id == 0 \
+            else [self.connectors[connector_id]]
+        busy = [c for c in targets if c.in_transaction]
+        scheduled = any(c.operative != operative for c in busy) or \
+            (connector_id == 0 and busy and self.station_operative != operative)
+
+        def apply():
+            if connector_id == 0:
+                if busy and self.station_operative != operative:
+                    self.station_scheduled = kind
+                else:
+                    self.station_operative = operative
+                    self.station_scheduled = None
+            for c in targets:
+                if c.in_transaction:
+                    c.scheduled = None if c.operative == operative else kind
+                else:
+                    c.operative = operative
+                    c.scheduled = None
+            if not operative:
+                self.drop_authorizations("the connector was made Inoperative",
+                                         [c for c in targets if not c.in_transaction])
+            self._save_connector_state()
+            self.refresh()
+
+        return ("Scheduled" if scheduled else "Accepted"), apply
 
     # ------------------------------------------------------------------ reset
     def begin_reset(self, kind):

@@ -205,7 +205,8 @@ def _authorization_key_problem(text):
 class KeyDef:
     """One configuration key.
 
-    kind: BOOL, INT, CSL or STRING. default: typed (bool, int, list of str, str).
+    kind: BOOL, INT, CSL or STRING. default: typed (bool, int, list of str, str),
+    or a function(station) -> typed value for a default that depends on the station.
     profile: the feature profile the key belongs to, None = always present.
     lo, hi: range of an INT. item_check(item, station) -> problem or None, for each
     CSL item; list_check(items, station) -> problem or None, for the whole list;
@@ -227,7 +228,9 @@ class KeyDef:
             raise ValueError("unknown key type %r" % (kind,))
         self.name = name
         self.kind = kind
-        self.default = list(default) if kind == CSL and default is not None else default
+        if kind == CSL and default is not None and not callable(default):
+            default = list(default)
+        self.default = default
         self.readonly = readonly or compute is not None
         self.profile = profile
         self.lo = lo
@@ -247,6 +250,19 @@ class KeyDef:
 
 def _number_of_connectors(config):
     return config.station.number_of_connectors
+
+
+def _rotation_max_length(config):
+    """Section 9.1: one item per connector, connector 0 (the grid connection) too."""
+    return config.station.number_of_connectors + 1
+
+
+def _rotation_default(station):
+    """Section 9.1 ConnectorPhaseRotation: "<connectorId>.<rotation>" items, 0 =
+    the Charge Point as a whole (e.g. "0.RST,1.RST" on one connector). The
+    reference station certified a bare "RST"; a bare rotation is still
+    accepted when written (it then applies to every connector)."""
+    return ["%d.RST" % cid for cid in range(station.number_of_connectors + 1)]
 
 
 def _supported_feature_profiles(config):
@@ -279,9 +295,9 @@ KEYS = (
     KeyDef("BlinkRepeat", INT, 1, hi=1000),
     KeyDef("ClockAlignedDataInterval", INT, 20, hi=_DAY),
     KeyDef("ConnectionTimeOut", INT, 60, lo=1, hi=_DAY),
-    KeyDef("ConnectorPhaseRotation", CSL, ["RST"], item_check=_rotation_problem,
+    KeyDef("ConnectorPhaseRotation", CSL, _rotation_default, item_check=_rotation_problem,
            list_check=_rotation_list_problem, max_key="ConnectorPhaseRotationMaxLength"),
-    KeyDef("ConnectorPhaseRotationMaxLength", INT, 1, readonly=True),
+    KeyDef("ConnectorPhaseRotationMaxLength", INT, compute=_rotation_max_length),
     KeyDef("GetConfigurationMaxKeys", INT, 27, readonly=True, lo=1),
     KeyDef("HeartbeatInterval", INT, 300),
     KeyDef("LightIntensity", INT, 50, hi=100),
@@ -414,14 +430,16 @@ class Configuration:
         self._stored = {}     # key -> wire string persisted (differs from the default)
         self._inactive = {}   # stored entries of keys not known now: kept as they are
         self._pending = {}    # reboot-required key -> typed value in effect after restart
+        self._defaults = {}   # key -> typed default on this station
         for name in self._order:
             d = self._defs[name]
-            self._values[name] = d.compute(self) if d.compute is not None else d.default
+            self._defaults[name] = d.default(profile) if callable(d.default) else d.default
+            self._values[name] = d.compute(self) if d.compute is not None else self._defaults[name]
         for name in self._order:  # the defaults obey their own rules
             d = self._defs[name]
-            if d.compute is None and not (d.write_only and d.default == ""):
+            if d.compute is None and not (d.write_only and self._defaults[name] == ""):
                 try:
-                    self._parse(d, format_value(d, d.default))
+                    self._parse(d, format_value(d, self._defaults[name]))
                 except ValueError as e:
                     raise ValueError("default of %s is invalid here: %s" % (name, e))
         self._load()
@@ -598,7 +616,7 @@ class Configuration:
         """Store and put into effect a validated value. Returns the status."""
         key = d.name
         stored = dict(self._stored)
-        if value == d.default:
+        if value == self._defaults[key]:
             stored.pop(key, None)  # back to the default: the default may change with the firmware
         else:
             stored[key] = format_value(d, value)
@@ -655,8 +673,8 @@ class Configuration:
                 value = self._parse(d, text)
             except ValueError as e:
                 log.warning("stored value of %s ignored (%s); using the default %s", key, e,
-                            self._shown_value(d, d.default))
+                            self._shown_value(d, self._defaults[key]))
                 continue
             self._values[key] = value
-            if value != d.default:
+            if value != self._defaults[key]:
                 self._stored[key] = format_value(d, value)

@@ -8,6 +8,9 @@ unanswered calls time out. It sends through the `send` function it was given.
 - Incoming CALLs are validated against the catalogue and dispatched to handlers;
   every failure becomes the right CALLERROR and the engine keeps going.
 - Responses to our CALLs are validated too; an invalid one fails the call.
+- An owner's admission rule (`admission`) is asked before any incoming CALL is
+  handled: it may let it through, answer it in the handler's place, or have it
+  dropped unanswered (OCPP 1.6 4.2: silence while the BootNotification is Rejected).
 """
 
 import os
@@ -24,6 +27,7 @@ log = get_logger("ocpp.rpc")   # imports logging on the first record only
 CHARGE_POINT = "cp"
 CENTRAL_SYSTEM = "cs"
 DEFAULT_RESPONSE_TIMEOUT = 30.0
+SILENT = "silent"   # an admission answer: drop the CALL, send nothing back
 
 
 def _violation(spec, payload):
@@ -119,6 +123,8 @@ class RpcEndpoint:
         self._prefix = _new_id_prefix()
         self._counter = 0
         self.last_tx = None   # monotonic time of our last frame (for heartbeats)
+        # fn(action or None) -> None (handle), SILENT, or a payload answered instead
+        self.admission = None
 
     # --- configuration -------------------------------------------------------
     def on(self, action, handler):
@@ -241,9 +247,21 @@ class RpcEndpoint:
         else:
             self._handle_response(frame)
 
+    def _admitted(self, action):
+        """None to handle the call; SILENT or a payload from the admission rule."""
+        if self.admission is None:
+            return None
+        try:
+            return self.admission(action)
+        except Exception:
+            log.exception("admission rule failed")
+            return None
+
     def _bad_frame(self, bad, text):
         log.warning("dropped a bad frame (%s): %.120r", bad.reason,
                     redact_frame(text) if isinstance(text, str) else text)
+        if bad.reply_id is not None and self._admitted(None) == SILENT:
+            return   # not even a CALLERROR (4.2)
         if bad.reply_id is not None:
             self._transmit(framing.encode_error(bad.reply_id, bad.code, bad.reason))
         elif bad.answer_to is not None and self._outstanding is not None \
@@ -254,7 +272,12 @@ class RpcEndpoint:
             self._send_next()
 
     def _handle_call(self, frame):
-        code, description, result = self._dispatch(frame.action, frame.payload)
+        rule = self._admitted(frame.action)
+        if rule == SILENT:
+            log.info("%s %s dropped unanswered (the station may not answer now)",
+                     frame.action, frame.id)
+            return
+        code, description, result = self._dispatch(frame.action, frame.payload, rule)
         if code is not None:  # result holds the CALLERROR's details (or None)
             log.info("answered %s %s with %s: %s", frame.action, frame.id, code, description)
             self._transmit(framing.encode_error(frame.id, code, description,
@@ -283,8 +306,10 @@ class RpcEndpoint:
             return
         self._transmit(framing.encode_result(msg_id, payload))
 
-    def _dispatch(self, action, payload):
-        """-> (error_code, description, details or None) or (None, None, result)."""
+    def _dispatch(self, action, payload, instead=None):
+        """-> (error_code, description, details or None) or (None, None, result).
+        instead: the admission rule's answer, given in the handler's place once
+        the payload has been validated."""
         entry = ACTIONS.get(action)
         if entry is None:
             return errors.NOT_IMPLEMENTED, "unknown action %.40r" % (action,), None
@@ -294,6 +319,9 @@ class RpcEndpoint:
         bad = _violation(entry[2], payload)
         if bad is not None:
             return bad[0], bad[1], None
+        if instead is not None:
+            log.info("%s refused before it reached its handler", action)
+            return None, None, instead
         try:
             result = handler(payload)
         except errors.OcppError as e:

@@ -1,7 +1,10 @@
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -135,3 +138,43 @@ class Bench:
             if time.monotonic() > deadline:
                 raise AssertionError("%s not reached; status: %r" % (what, s))
             time.sleep(0.05)   # the bench protocol has no push notifications
+
+
+class RawCsms:
+    """A bare websocket server that lets the test send any text at all."""
+
+    def __init__(self):
+        from websockets.sync.server import serve
+        self.inbox = queue.Queue()
+        self.conn = None
+        self.connected = threading.Event()
+        self.server = serve(self._handle, "127.0.0.1", 0, subprotocols=["ocpp1.6"])
+        self.port = self.server.socket.getsockname()[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _handle(self, conn):
+        self.conn = conn
+        self.connected.set()
+        try:
+            for text in conn:
+                self.inbox.put(json.loads(text))
+        except Exception:
+            pass
+
+    def next(self, timeout=5):
+        return self.inbox.get(timeout=timeout)
+
+    def send(self, text):
+        self.conn.send(text)
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def raw_csms():
+    s = RawCsms()
+    yield s
+    s.stop()

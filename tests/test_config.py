@@ -31,8 +31,10 @@ CERTIFIED = {
     "BlinkRepeat": "1",
     "ClockAlignedDataInterval": "20",
     "ConnectionTimeOut": "60",
-    "ConnectorPhaseRotation": "RST",
-    "ConnectorPhaseRotationMaxLength": "1",
+    # The certificate's bare "RST" / 1 is not the section 9.1 format (issue 17 #5):
+    # ours is "<connector>.<rotation>" for connector 0 and every connector.
+    "ConnectorPhaseRotation": "0.RST,1.RST",
+    "ConnectorPhaseRotationMaxLength": "2",
     "GetConfigurationMaxKeys": "27",
     "HeartbeatInterval": "300",
     "LightIntensity": "50",
@@ -434,7 +436,7 @@ def test_unknown_key_is_not_supported():
     ("ConnectorPhaseRotation", "2.RST"),  # one connector only
     ("ConnectorPhaseRotation", "rst"),
     ("ConnectorPhaseRotation", ""),
-    ("ConnectorPhaseRotation", "0.RST,1.RST"),  # ConnectorPhaseRotationMaxLength 1
+    ("ConnectorPhaseRotation", "0.RST,1.RST,0.RTS"),  # connector 0 twice, MaxLength 2
     ("AuthorizationKey", "short"),
     ("AuthorizationKey", "has:colon-inside-it"),
     ("AuthorizationKey", "has space inside it"),
@@ -531,6 +533,20 @@ def test_connector_phase_rotation_list_rules():
     assert change(c, "ConnectorPhaseRotation", "3.RST") == "Rejected"
     assert change(c, "ConnectorPhaseRotation", "1.XYZ") == "Rejected"
     assert change(c, "ConnectorPhaseRotation", "-1.RST") == "Rejected"
+
+
+def test_connector_phase_rotation_in_the_section_9_format():
+    """Issue 17 #5: "<connector>.<rotation>" for connector 0 and every connector,
+    with a max length that holds them all."""
+    c = make(station=StationProfile(number_of_connectors=2))
+    assert c.get("ConnectorPhaseRotation") == ["0.RST", "1.RST", "2.RST"]
+    assert c.get("ConnectorPhaseRotationMaxLength") == 3
+    assert change(c, "ConnectorPhaseRotation", "0.RST,1.RTS,2.STR") == "Accepted"
+    assert change(c, "ConnectorPhaseRotation", "0.RST,1.RST,2.RST,1.RTS") == "Rejected"
+    one = make()
+    assert one.get("ConnectorPhaseRotation") == ["0.RST", "1.RST"]
+    assert change(one, "ConnectorPhaseRotation", "0.RST,1.RST") == "Accepted"
+    assert change(one, "ConnectorPhaseRotation", "RST") == "Accepted"   # the certificate's form
 
 
 @pytest.mark.parametrize("key, value", [

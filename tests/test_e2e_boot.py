@@ -3,11 +3,6 @@ basic auth, and bad frames from the CSMS."""
 
 import base64
 import json
-import queue
-import threading
-
-import pytest
-from websockets.sync.server import serve
 
 
 def test_boot_pending_then_accepted_then_heartbeats(ocpp_csms, firmware):
@@ -60,45 +55,6 @@ def test_wrong_password_is_refused_and_retried(ocpp_csms, firmware):
     assert fw.proc.poll() is None
     assert ocpp_csms.received == []
     assert "Qx9-not-the-one" not in fw.log()
-
-
-class RawCsms:
-    """A bare websocket server that lets the test send any text at all."""
-
-    def __init__(self):
-        self.inbox = queue.Queue()
-        self.conn = None
-        self.connected = threading.Event()
-        self.server = serve(self._handle, "127.0.0.1", 0, subprotocols=["ocpp1.6"])
-        self.port = self.server.socket.getsockname()[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def _handle(self, conn):
-        self.conn = conn
-        self.connected.set()
-        try:
-            for text in conn:
-                self.inbox.put(json.loads(text))
-        except Exception:
-            pass
-
-    def next(self, timeout=5):
-        return self.inbox.get(timeout=timeout)
-
-    def send(self, text):
-        self.conn.send(text)
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def raw_csms():
-    s = RawCsms()
-    yield s
-    s.stop()
 
 
 def test_bad_frames_from_the_csms_get_errors_and_the_link_stays_up(raw_csms, firmware):

@@ -765,3 +765,40 @@ def test_log_does_not_leak_secret_of_a_bad_frame(caplog):
     assert caplog.records
     assert "s3cr3t" not in caplog.text
     assert len(sent) == 2
+
+
+# --- the owner's admission rule (OCPP 1.6 4.2) ------------------------------------------
+def test_admission_silent_drops_calls_and_broken_calls_unanswered():
+    ep, sent, _ = make()
+    handled = []
+    ep.on("Reset", lambda p: handled.append(p) or {"status": "Accepted"})
+    ep.admission = lambda action: rpc.SILENT
+    ep.receive('[2, "a1", "Reset", {"type": "Soft"}]')
+    ep.receive('[2, "a2", "Reset"]')                 # broken: no CALLERROR either
+    ep.receive('[2, "a3", "NoSuchAction", {}]')
+    assert sent == [] and handled == []
+    ep.admission = None
+    ep.receive('[2, "a4", "Reset", {"type": "Soft"}]')
+    assert frames(sent) == [[3, "a4", {"status": "Accepted"}]]
+
+
+def test_admission_answer_replaces_the_handler_after_validation():
+    ep, sent, _ = make()
+    handled = []
+    ep.on("RemoteStopTransaction", lambda p: handled.append(p) or {"status": "Accepted"})
+    ep.admission = lambda action: {"status": "Rejected"} \
+        if action == "RemoteStopTransaction" else None
+    ep.receive('[2, "b1", "RemoteStopTransaction", {"transactionId": 1}]')
+    ep.receive('[2, "b2", "RemoteStopTransaction", {"transactionId": "x"}]')
+    got = frames(sent)
+    assert got[0] == [3, "b1", {"status": "Rejected"}]
+    assert got[1][:3] == [4, "b2", "TypeConstraintViolation"]
+    assert handled == []
+
+
+def test_a_failing_admission_rule_does_not_stall_the_engine():
+    ep, sent, _ = make()
+    ep.on("Reset", lambda p: {"status": "Accepted"})
+    ep.admission = lambda action: 1 / 0
+    ep.receive('[2, "c1", "Reset", {"type": "Hard"}]')
+    assert frames(sent) == [[3, "c1", {"status": "Accepted"}]]
