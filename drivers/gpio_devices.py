@@ -679,6 +679,17 @@ class GpioDevices:
     def close(self):
         self.bus.close()
 
+    def attach_to(self, hal):
+        """Put these devices into a drivers.hal.Hal: each connector's contactor and
+        lock (None where there is none), the indicator when one is configured, and
+        close() among the hal's closers."""
+        for cid, contactor in self.contactors.items():
+            hal.connectors[cid]["contactor"] = contactor
+            hal.connectors[cid]["lock"] = self.locks.get(cid)
+        if self.indicator is not None:
+            hal.indicator = self.indicator
+        hal.on_close.append(self.close)
+
 
 def build_devices(bus, contactors, locks=None, indicator=None, section="[gpio]"):
     """Set up a station's GPIO devices on `bus` (reserve() the pins of the other

@@ -6,10 +6,13 @@ own worker thread, never from the main loop. A device that cannot do its job
 raises DeviceError; the firmware turns that into the OCPP errorCode of the
 device (see ERROR_CODES) and recovers by itself when the device answers again.
 
-Implementations: hal_mocks.sim (simulated, for the bench and the tests) and,
-later, the real drivers in this package. Like gpiozero's pin factories, a
+Implementations: the real drivers in this package and hal_mocks.sim
+(simulated, for the bench and the tests). Like gpiozero's pin factories, a
 Hal bundles one implementation of each device.
 """
+
+from ocpp_core.connector import EV_STATES  # noqa: F401 (the pilot's states; one list for all)
+from ocpp_core.metering import ENERGY_IMPORT_REGISTER
 
 # OCPP errorCode reported when a device fails, and on which connector
 # ("station" = connector 0).
@@ -21,8 +24,6 @@ ERROR_CODES = {
     "lock": ("ConnectorLockFailure", "connector"),
     "pilot": ("EVCommunicationError", "connector"),
 }
-
-EV_STATES = ("A", "B", "C", "D", "E", "F")
 
 
 class DeviceError(Exception):
@@ -39,6 +40,12 @@ class RfidReader:
 
 
 class EnergyMeter:
+    # The OCPP 1.6 measurands read() delivers, in ocpp_core.metering's names
+    # ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import",
+    # "Voltage", "Frequency"): what the engine may offer the CSMS. Every meter
+    # has the energy register; an implementation lists what else it measures.
+    measurands = (ENERGY_IMPORT_REGISTER,)
+
     def read(self):
         """A ocpp_core.metering.MeterSample (energy_wh always set; power, per-phase
         current and voltage, frequency where the meter has them)."""
@@ -126,6 +133,13 @@ class Hal:
         self.connectors = connectors
         self.bench = bench       # the simulation's control object, when simulated
         self.on_close = []       # drivers and emulators to close, in order
+
+    def meter_measurands(self):
+        """The measurands the meter of every connector delivers (in the order of
+        the first connector's meter): what the station as a whole can report."""
+        meters = [devices["meter"] for _, devices in sorted(self.connectors.items())]
+        return tuple(m for m in meters[0].measurands
+                     if all(m in other.measurands for other in meters[1:]))
 
     def close(self):
         """Leave the hardware safe: every contactor open first, then each driver

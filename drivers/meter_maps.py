@@ -55,7 +55,8 @@ import decimal
 import math
 import struct
 
-from ocpp_core.metering import MeterSample
+from ocpp_core.metering import (CURRENT_IMPORT, ENERGY_IMPORT_REGISTER, FREQUENCY, POWER_IMPORT,
+                                 VOLTAGE, MeterSample)
 
 QUANTITIES = (
     "voltage_l1", "voltage_l2", "voltage_l3",          # V, line to neutral
@@ -259,6 +260,30 @@ class MeterMap:
     def quantities(self):
         return tuple(f.quantity for f in self.fields)
 
+    @property
+    def measurands(self):
+        """The OCPP 1.6 measurands a reading of this meter delivers: what
+        sample_from_values can fill in from the map's fields."""
+        have = set(self.quantities())
+
+        def phase_values(kind):
+            return [q in have for q in _phase_quantities(kind, self.phases)]
+
+        delivered = {
+            ENERGY_IMPORT_REGISTER: True,       # validate() insists on it
+            # the total register, or the sum of every phase
+            POWER_IMPORT: "power" in have or all(phase_values("power")),
+            CURRENT_IMPORT: any(phase_values("current")),
+            VOLTAGE: any(phase_values("voltage")),
+            FREQUENCY: "frequency" in have,
+        }
+        return tuple(m for m, yes in delivered.items() if yes)
+
+
+def _phase_quantities(kind, phases):
+    """"current", 3 -> ("current_l1", "current_l2", "current_l3")."""
+    return tuple("%s_l%d" % (kind, i + 1) for i in range(phases))
+
 
 def _phase_fields(kind, first, step, codec, scale, invalid=(), phases=3):
     count = CODECS[codec].count
@@ -290,6 +315,13 @@ _add(MeterMap(
     source="Eastron SDM630-Modbus V2 protocol"))
 
 _add(MeterMap(
+    "SDM72", "Eastron SDM72D-M (first version: totals only), 3 phases", READ_INPUT, 3,
+    blocks=((0x0034, 2), (0x0048, 2)),
+    fields=[Field("power", 0x0034, 2, "f32", 1),
+            Field("energy_import", 0x0048, 2, "f32", 1000)],  # kWh
+    source="Eastron SDM72D-M protocol"))
+
+_add(MeterMap(
     "SDM120", "Eastron SDM120-Modbus, 1 phase", READ_INPUT, 1,
     blocks=((0x0000, 14), (0x0046, 4)),
     fields=[Field("voltage_l1", 0x0000, 2, "f32", 1),
@@ -298,13 +330,6 @@ _add(MeterMap(
             Field("frequency", 0x0046, 2, "f32", 1),
             Field("energy_import", 0x0048, 2, "f32", 1000)],  # kWh
     source="Eastron SDM120-Modbus protocol"))
-
-_add(MeterMap(
-    "SDM72", "Eastron SDM72D-M (first version: totals only), 3 phases", READ_INPUT, 3,
-    blocks=((0x0034, 2), (0x0048, 2)),
-    fields=[Field("power", 0x0034, 2, "f32", 1),
-            Field("energy_import", 0x0048, 2, "f32", 1000)],  # kWh
-    source="Eastron SDM72D-M protocol"))
 
 _add(MeterMap(
     "B23", "ABB B23/B24, 3 phases", READ_HOLDING, 3,
@@ -334,7 +359,7 @@ _add(MeterMap(
 
 ALIASES = {"SDM630V2": "SDM630", "SDM72D": "SDM72", "SDM72DM": "SDM72", "ABB_B23": "B23",
            "ABB-B23": "B23", "B24": "B23", "EM24DIN": "EM24", "EM24-DIN": "EM24"}
-MODELS = tuple(MAPS)
+MODELS = tuple(MAPS)       # the [meter] model setting accepts these, in this order
 
 
 def get_map(model):
@@ -353,7 +378,7 @@ def sample_from_values(values, phases):
     meter's phases (None where a phase value is missing), the total power from
     the phase powers when the meter has no total register."""
     def per_phase(kind):
-        vals = tuple(values.get("%s_l%d" % (kind, i + 1)) for i in range(phases))
+        vals = tuple(values.get(q) for q in _phase_quantities(kind, phases))
         return vals if any(v is not None for v in vals) else None
 
     power = values.get("power")

@@ -85,6 +85,7 @@ class ModbusMeter(EnergyMeter):
             raise ValueError("timeout must be > 0 s and retries a whole number >= 0")
         self.port = port
         self.model = self.map.name
+        self.measurands = self.map.measurands
         self.address = address
         self.baudrate = baudrate
         self.framing = "%d%s%d" % (bytesize, parity, stopbits)

@@ -15,9 +15,9 @@ prints as its one-line error. Defaults are a common Pi charger wiring (see
 tools/deploy/station.example.ini).
 """
 
+from drivers.meter_maps import MODELS as METER_MODELS  # one table: a new map is a new model
 from firmware.station_config import ConfigError
 
-METER_MODELS = ("SDM630", "SDM72", "SDM120", "B23", "EM24")
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 DEFAULTS = {

@@ -2,15 +2,15 @@
 
 A Modbus read that times out after a second, or an AT command that never
 answers, then delays only that device's own thread. The main loop hears about
-devices only through events on its queue:
+devices only through events on its queue (firmware/events.py):
 
-    ("ev", cid, state)             the pilot saw a new EV state
-    ("card", None, id_tag)         a card was presented
-    ("meter", cid, MeterSample)    a meter reading
-    ("lock", cid, locked)          the lock's feedback changed
-    ("modem", None, ModemStatus)   modem health
-    ("fault", cid, (code, info))   a device failed (cid 0 = the station)
-    ("fault_cleared", cid, code)   it works again
+    Event("ev", cid, state)             the pilot saw a new EV state
+    Event("card", None, id_tag)         a card was presented
+    Event("meter", cid, MeterSample)    a meter reading
+    Event("lock", cid, locked)          the lock's feedback changed
+    Event("modem", None, ModemStatus)   modem health
+    Event("fault", cid, (code, info))   a device failed (cid 0 = the station)
+    Event("fault_cleared", cid, code)   it works again
 
 Commands (contactor, lock, offered current) are handed to the device's thread
 and run there at once; the main loop never waits for them.
@@ -22,6 +22,7 @@ import threading
 import time
 
 from drivers.hal import ERROR_CODES, WEAK_SIGNAL_DBM, DeviceError
+from firmware.events import CARD, EV, FAULT, FAULT_CLEARED, LOCK, METER, MODEM, Event
 
 log = logging.getLogger("firmware.devices")
 
@@ -70,7 +71,7 @@ class DeviceWorker:
         self._inbox.put(fn)
 
     def emit(self, kind, value):
-        self.events.put((kind, self.cid, value))
+        self.events.put(Event(kind, self.cid, value))
 
     # --- fault bookkeeping: a failure is reported once, a recovery once ---------
     def failed(self, error, at_once=False):
@@ -82,7 +83,7 @@ class DeviceWorker:
             self._faulted = True
             code, where = ERROR_CODES[self.kind]
             log.warning("%s: %s", self.name, error)
-            self.events.put(("fault", 0 if where == "station" else self.cid, (code, str(error)[:50])))
+            self.events.put(Event(FAULT, self._fault_connector(where), (code, str(error)[:50])))
 
     def succeeded(self):
         self._failures = 0
@@ -90,7 +91,10 @@ class DeviceWorker:
             self._faulted = False
             code, where = ERROR_CODES[self.kind]
             log.info("%s works again", self.name)
-            self.events.put(("fault_cleared", 0 if where == "station" else self.cid, code))
+            self.events.put(Event(FAULT_CLEARED, self._fault_connector(where), code))
+
+    def _fault_connector(self, where):
+        return 0 if where == "station" else self.cid
 
     def _run(self):
         next_poll = time.monotonic()
@@ -130,7 +134,7 @@ class PilotWorker(DeviceWorker):
         self.succeeded()
         if state != self._last:
             self._last = state
-            self.emit("ev", state)
+            self.emit(EV, state)
 
     def offer(self, amps):
         self.submit(lambda: self.pilot.set_offered_current(amps))
@@ -144,7 +148,7 @@ class MeterWorker(DeviceWorker):
     def _read(self):
         sample = self.meter.read()
         self.succeeded()
-        self.emit("meter", sample)
+        self.emit(METER, sample)
 
 
 class RfidWorker(DeviceWorker):
@@ -156,7 +160,7 @@ class RfidWorker(DeviceWorker):
         uid = self.rfid.poll()
         self.succeeded()
         if uid:
-            self.emit("card", uid)
+            self.emit(CARD, uid)
 
 
 class ContactorWorker(DeviceWorker):
@@ -210,7 +214,7 @@ class LockWorker(DeviceWorker):
         state = bool(self.lock.feedback())
         if state != self._last:
             self._last = state
-            self.emit("lock", state)
+            self.emit(LOCK, state)
 
 
 class ModemWorker(DeviceWorker):
@@ -220,7 +224,7 @@ class ModemWorker(DeviceWorker):
 
     def _read(self):
         status = self.modem.status()
-        self.emit("modem", status)
+        self.emit(MODEM, status)
         if status.signal_dbm is not None and status.signal_dbm <= WEAK_SIGNAL_DBM:
             self.failed(DeviceError("weak signal: %d dBm" % status.signal_dbm), at_once=True)
         else:

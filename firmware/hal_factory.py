@@ -1,80 +1,26 @@
 """Which hardware the firmware drives.
 
     mock      simulated devices (hal_mocks.sim), driven by the bench socket
+              (assembled by hal_mocks.world_store)
     emulated  the REAL drivers over bus-level emulations of the same simulated
-              world: an MFRC522 behind a fake spidev, a pymodbus server playing
-              an SDM630 on a pseudo-terminal, a fake RPi.GPIO wired to the
-              contactor and lock, a RAPI pilot board and an AT modem on
-              pseudo-terminals. Same bench socket, same commands.
+              world, wired as the [gpio] section says (hal_mocks.emulated).
+              Same bench socket, same commands.
     pi        the real drivers on a Raspberry Pi, from the station config.
 
-The simulated world stands for physics and outlives the firmware process.
+Here: the choice, and the station config turned into driver settings (a bad
+setting is a ConfigError naming it). The simulated world stands for physics
+and outlives the firmware process (hal_mocks.world_store keeps it).
 """
 
-import json
-import logging
 import os
 
 from firmware.device_config import Section, meter_settings, pins_in_use
 from firmware.station_config import ConfigError
 
-log = logging.getLogger("firmware")
-
-SIM_STATE_FILE = "sim-world.json"
-EMULATED_METER_MODEL = "SDM630"
-
-
-class _SimPersistence:
-    """Keeps the simulated world (EV connections, demand, registers, faults) in
-    the data directory on every change and every meter reading (a plain write:
-    it survives kill -9, which is what the bench needs)."""
-
-    def __init__(self, world, path):
-        self.world = world
-        self.path = path
-
-    def load(self):
-        try:
-            with open(self.path) as f:
-                self.world.restore(json.load(f))
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, TypeError, AttributeError) as e:
-            log.warning("simulated world state %s unreadable (%s); starting fresh", self.path, e)
-
-    def save(self):
-        try:
-            tmp = self.path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(self.world.physical_state(), f)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
-
-
-class _SavingMeter:
-    def __init__(self, meter, persistence):
-        self.meter = meter
-        self.persistence = persistence
-
-    def read(self):
-        sample = self.meter.read()
-        self.persistence.save()
-        return sample
-
-
-def _sim_world(cfg):
-    from hal_mocks.sim import SimWorld
-    world = SimWorld(number_of_connectors=cfg.connectors, fixed_cable=cfg.fixed_cable,
-                     phases=cfg.phases)
-    persistence = _SimPersistence(world, os.path.join(cfg.data_dir, SIM_STATE_FILE))
-    persistence.load()
-    world.on_change = persistence.save
-    return world, persistence
-
 
 def _gpio_kwargs(cfg):
-    """[gpio] -> keyword arguments of drivers.gpio_devices.build_devices."""
+    """[gpio] -> keyword arguments of drivers.gpio_devices.build_devices (for the
+    Pi, and for the fake RPi.GPIO of the emulated HAL)."""
     g = Section("gpio", cfg.device_sections.get("gpio"))
     pins_in_use(g)      # duplicates -> ConfigError naming the setting
     contactors = {1: dict(coil_pin=g.pin("contactor_pin"),
@@ -103,75 +49,23 @@ def _gpio_kwargs(cfg):
     return contactors, locks, indicator
 
 
-def _attach_gpio(hal, devices):
-    for cid, contactor in devices.contactors.items():
-        hal.connectors[cid]["contactor"] = contactor
-        hal.connectors[cid]["lock"] = devices.locks.get(cid)
-    if devices.indicator is not None:
-        hal.indicator = devices.indicator
-    hal.on_close.append(devices.close)
-
-
 def build_mock(cfg):
-    from hal_mocks.sim import make_hal
-    world, persistence = _sim_world(cfg)
-    hal = make_hal(world)
-    for devices in hal.connectors.values():
-        devices["meter"] = _SavingMeter(devices["meter"], persistence)
-    return hal
+    from hal_mocks.world_store import build_mock_hal
+    return build_mock_hal(cfg.data_dir, cfg.connectors, cfg.fixed_cable, cfg.phases)
 
 
 def build_emulated(cfg):
     if cfg.connectors != 1:
         raise ConfigError("--hal emulated supports 1 connector, not %d" % cfg.connectors)
-    from drivers.gpio_devices import GpioBus, build_devices
-    from drivers.meter_modbus import ModbusMeter
-    from drivers.modem_at import AtModem
-    from drivers.pilot_rapi import RapiPilot
-    from drivers.rfid_mfrc522 import Mfrc522Reader
-    from hal_mocks.fake_gpio import FakeGPIO, wiring_for
-    from hal_mocks.fake_modem import start_fake_modem
-    from hal_mocks.mfrc522_emulator import FakeSpiDev
-    from hal_mocks.modbus_meter import EmulatorUnavailable, start_meter_emulator
-    from hal_mocks.rapi_board import start_rapi_board
-    from hal_mocks.sim import make_hal
+    from hal_mocks.emulated import build_emulated_hal
+    from hal_mocks.modbus_meter import EmulatorUnavailable
 
-    world, persistence = _sim_world(cfg)
-    hal = make_hal(world)
-    emulators = []
+    contactors, locks, indicator = _gpio_kwargs(cfg)    # a bad setting fails before any emulator
     try:
-        try:
-            meter_emu = start_meter_emulator(world, cid=1, model=EMULATED_METER_MODEL,
-                                             address=1, transport="pty")
-        except EmulatorUnavailable as e:
-            raise ConfigError("--hal emulated: %s" % e)
-        emulators.append(meter_emu)
-        meter = ModbusMeter(meter_emu.port, model=EMULATED_METER_MODEL, address=1,
-                            baudrate=9600, timeout=0.5)
-        hal.connectors[1]["meter"] = _SavingMeter(meter, persistence)
-        hal.on_close.append(meter.close)
-        board = start_rapi_board(world, cid=1, enabled=False)
-        emulators.append(board)
-        pilot = RapiPilot(board.port, baudrate=115200, timeout=1.0)
-        hal.connectors[1]["pilot"] = pilot
-        hal.on_close.append(pilot.close)
-        modem_emu = start_fake_modem(world)
-        emulators.append(modem_emu)
-        hal.modem = AtModem(modem_emu.port, baudrate=115200, timeout=2.0)
-        hal.on_close.append(hal.modem.close)
-        hal.rfid = Mfrc522Reader(spi=FakeSpiDev(world))
-        contactors, locks, indicator = _gpio_kwargs(cfg)
-        fake = FakeGPIO(world, wiring_for(contactors, locks, indicator))
-        _attach_gpio(hal, build_devices(GpioBus(fake), contactors, locks, indicator))
-    except Exception:
-        for emu in emulators:
-            emu.stop()
-        raise
-    hal.on_close.extend(emu.stop for emu in reversed(emulators))
-    log.info("emulated hardware: MFRC522 on fake SPI, %s on %s, RAPI pilot on %s, "
-             "modem on %s, fake RPi.GPIO", EMULATED_METER_MODEL, meter_emu.port, board.port,
-             modem_emu.port)
-    return hal
+        return build_emulated_hal(cfg.data_dir, cfg.fixed_cable, cfg.phases,
+                                  contactors, locks, indicator)
+    except EmulatorUnavailable as e:
+        raise ConfigError("--hal emulated: %s" % e)
 
 
 def build_pi(cfg):
@@ -183,6 +77,7 @@ def build_pi(cfg):
     from drivers.hal import Hal
     from drivers.meter_modbus import ModbusMeter
     from drivers.modem_at import AtModem
+    from drivers.null_indicator import NullIndicator
     from drivers.pilot_rapi import RapiPilot
     from drivers.rfid_mfrc522 import Mfrc522Reader
 
@@ -212,12 +107,11 @@ def build_pi(cfg):
     hal = Hal(rfid=Mfrc522Reader(bus=bus_no, device=dev_no, gpio_bus=bus),
               modem=AtModem(modem_port, baudrate=modem.integer("baudrate", 1200, 921600)),
               indicator=None, connectors=connectors)
-    _attach_gpio(hal, gpio)
+    gpio.attach_to(hal)
     hal.on_close[:0] = [hal.rfid.close, connectors[1]["pilot"].close, hal.modem.close,
                         connectors[1]["meter"].close]
     if hal.indicator is None:
-        from hal_mocks.sim import SimIndicator
-        hal.indicator = SimIndicator()      # no LED wired: remember the state only
+        hal.indicator = NullIndicator()     # no LED wired: the debug log says the state
     return hal
 
 

@@ -9,8 +9,12 @@ Two daemon threads do the work:
   main loop (send() only queues).
 
 The main loop learns what happened from the events queue it was given:
-("up", None), ("frame", text) and ("down", reason), in that order for each
-connection; no frame is reported outside an up/down pair.
+LinkEvent("up", None), LinkEvent("frame", text) and LinkEvent("down", reason),
+in that order for each connection; no frame is reported outside an up/down pair.
+
+The handshake's pieces are public (request_headers, tls_options,
+subprotocol_accepted, effective_password) so that `tools.diag csms` makes
+exactly the firmware's request.
 
 Security: the basic-auth password (the AuthorizationKey) is never logged and is
 scrubbed from every reason string; settings print without it.
@@ -31,6 +35,9 @@ from typing import Optional
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import websocket
+
+from firmware.events import DOWN, FRAME, UP, LinkEvent
+from ocpp_core.redact import mask_secrets
 
 log = logging.getLogger("ocpp.link")
 
@@ -79,6 +86,47 @@ def build_url(csms_url, charge_point_id):
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+# --- the handshake ---------------------------------------------------------------
+
+def effective_password(configured, authorization_key):
+    """The basic-auth password the firmware uses: an AuthorizationKey the CSMS
+    set (OCPP configuration, kept in the data dir) replaces the configured one
+    (--password, else [csms] password)."""
+    return authorization_key or configured
+
+
+def basic_auth_token(charge_point_id, password):
+    """The credentials of the Authorization header: base64 of "<id>:<password>"."""
+    userpass = "%s:%s" % (charge_point_id, password)
+    return base64.b64encode(userpass.encode("utf-8")).decode("ascii")
+
+
+def request_headers(charge_point_id, password):
+    """The upgrade request's extra headers. The subprotocol goes in as a plain
+    header (the same request as subprotocols=["ocpp1.6"]) so that the caller
+    sees what the CSMS answered instead of websocket-client refusing it."""
+    headers = ["Sec-WebSocket-Protocol: " + SUBPROTOCOL]
+    if password:
+        headers.append("Authorization: Basic " + basic_auth_token(charge_point_id, password))
+    return headers
+
+
+def tls_options(secure, ca_bundle):
+    """websocket-client's sslopt: the server's certificate verified (against
+    ca_bundle, else the system CAs) for wss://; None for ws://."""
+    if not secure:
+        return None
+    options = {"cert_reqs": ssl.CERT_REQUIRED}
+    if ca_bundle:
+        options["ca_certs"] = ca_bundle
+    return options
+
+
+def subprotocol_accepted(answered):
+    """Did the CSMS agree to ocpp1.6 (its Sec-WebSocket-Protocol header, or None)?"""
+    return answered is not None and answered.strip().lower() == SUBPROTOCOL
+
+
 # --- back-off --------------------------------------------------------------------
 
 def next_backoff(previous, initial, cap):
@@ -110,10 +158,8 @@ class LinkSettings:
 # --- helpers -------------------------------------------------------------------------
 
 def _one_line(text, secrets=()):
-    text = " ".join(str(text).split())
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
+    # Our own credentials: masked however short they are.
+    text = mask_secrets(" ".join(str(text).split()), secrets, shortest=1)
     if len(text) > MAX_REASON:
         text = text[:MAX_REASON - 3] + "..."
     return text
@@ -263,12 +309,11 @@ class CsmsLink:
         if not pw:
             return ()
         userpass = "%s:%s" % (self.settings.charge_point_id, pw)
-        token = base64.b64encode(userpass.encode("utf-8")).decode("ascii")
-        return (userpass, token, pw)
+        return (userpass, basic_auth_token(self.settings.charge_point_id, pw), pw)
 
     def _down(self, reason):
         self._last_error = reason
-        self.events.put(("down", reason))
+        self.events.put(LinkEvent(DOWN, reason))
 
     def _run(self):
         nominal = None
@@ -296,24 +341,14 @@ class CsmsLink:
         s = self.settings
         self._attempts += 1
         password = self._password
-        headers = ["Sec-WebSocket-Protocol: " + SUBPROTOCOL]
-        if password:
-            userpass = "%s:%s" % (s.charge_point_id, password)
-            headers.append("Authorization: Basic "
-                           + base64.b64encode(userpass.encode("utf-8")).decode("ascii"))
-        sslopt = None
-        if self._secure:
-            sslopt = {"cert_reqs": ssl.CERT_REQUIRED}
-            if s.ca_bundle:
-                sslopt["ca_certs"] = s.ca_bundle
+        headers = request_headers(s.charge_point_id, password)
+        sslopt = tls_options(self._secure, s.ca_bundle)
         log.info("connecting to %s (attempt %d, %s)", s.url, self._attempts,
                  "basic auth" if password else "no auth")
 
         ws = websocket.WebSocket(sslopt=sslopt, enable_multithread=True)
         self._connecting = ws
         try:
-            # The subprotocol goes in as a plain header (the same request as
-            # subprotocols=["ocpp1.6"]) so that we see what the CSMS answered.
             ws.connect(s.url, header=headers, timeout=s.connect_timeout)
         except Exception as e:
             ws.shutdown()
@@ -329,7 +364,7 @@ class CsmsLink:
             return False, "link stopped", logging.INFO
 
         answered = (ws.headers or {}).get("sec-websocket-protocol")
-        if answered is None or answered.strip().lower() != SUBPROTOCOL:
+        if not subprotocol_accepted(answered):
             reason = _one_line("CSMS did not accept subprotocol %s (it answered: %s)"
                                % (SUBPROTOCOL, repr(answered.strip()) if answered else "none"),
                                self._secrets())
@@ -347,7 +382,7 @@ class CsmsLink:
         self._connected_since = time.time()
         self._connected = True
         log.info("connected to %s (subprotocol %s)", s.url, SUBPROTOCOL)
-        self.events.put(("up", None))
+        self.events.put(LinkEvent(UP, None))
         try:
             reason, graceful = self._serve(conn)
         except Exception as e:
@@ -412,7 +447,7 @@ class CsmsLink:
                 if opcode == websocket.ABNF.OPCODE_TEXT:
                     if isinstance(data, bytes):
                         data = data.decode("utf-8")   # already validated as UTF-8
-                    self.events.put(("frame", data))
+                    self.events.put(LinkEvent(FRAME, data))
                 elif opcode == websocket.ABNF.OPCODE_BINARY:
                     log.warning("ignored a binary websocket message (%d bytes); OCPP-J is text",
                                 len(data))

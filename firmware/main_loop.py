@@ -1,9 +1,14 @@
 """The firmware's main loop: one thread owns the OCPP engine.
 
 The websocket link and every device have threads of their own that put events
-on one queue. The loop waits on that queue until the engine's next timer is
-due, so it sleeps when nothing happens and answers a CSMS call as soon as its
-frame arrives, however slow the meter or the modem is.
+(firmware/events.py) on one queue. The loop waits on that queue until the
+engine's next timer is due, so it sleeps when nothing happens and answers a
+CSMS call as soon as its frame arrives, however slow the meter or the modem is.
+Each kind of event has one method here (ON_EVENT).
+
+After every batch of events the loop projects the engine's state once
+(firmware/station_state.py): the bench's status, the maintenance socket, the
+systemd status line and the indicator all show that one projection.
 """
 
 import logging
@@ -12,8 +17,11 @@ import queue
 from firmware import maintenance_handlers
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker)
-from firmware.link import CsmsLink, LinkSettings, build_url
+from firmware.events import (CARD, DOWN, EV, FAULT, FAULT_CLEARED, FRAME, LOCK, MAINTENANCE,
+                             METER, MODEM, STOP, UP, Event)
+from firmware.link import CsmsLink, LinkSettings, build_url, effective_password
 from firmware.station_binding import HalStation
+from firmware.station_state import StationProjection, bench_view
 from firmware.systemd import Notifier
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
@@ -37,6 +45,22 @@ def _trace(direction, text):
 
 
 class Firmware:
+    # kind of event -> the method that handles it (each takes the event)
+    ON_EVENT = {
+        FRAME: "_on_frame",
+        UP: "_on_link_up",
+        DOWN: "_on_link_down",
+        EV: "_on_ev_state",
+        METER: "_on_meter_sample",
+        CARD: "_on_card",
+        LOCK: "_on_lock_feedback",
+        FAULT: "_on_fault",
+        FAULT_CLEARED: "_on_fault_cleared",
+        MODEM: "_on_modem_status",
+        STOP: "_on_stop",
+        MAINTENANCE: "_on_maintenance_request",
+    }
+
     def __init__(self, cfg, hal, clock=None):
         self.cfg = cfg
         self.hal = hal
@@ -53,20 +77,22 @@ class Firmware:
         self.store = Store(cfg.data_dir)
         self.profile = StationProfile(number_of_connectors=len(hal.connectors),
                                       fixed_cable=cfg.fixed_cable,
-                                      max_current_a=cfg.max_current_a, phases=cfg.phases)
+                                      max_current_a=cfg.max_current_a, phases=cfg.phases,
+                                      meter_measurands=hal.meter_measurands())
         self._make_workers()
         self.station = HalStation(self.connector_workers, self._request_restart)
         self.cp = ChargePoint(self.rpc, self.clock, self.store, self.station, self.profile,
                               self._boot_payload())
         self.maintenance.attach(self)      # fault log and card hook for tools.diag
         self._apply_engine_settings()
+        self.projection = StationProjection()
         self.snapshot = {}
         self.systemd = Notifier()
         self._systemd_status = None
         self.restart_kind = None
         self._running = False
         self._indicator_state = None
-        self._publish()
+        self.publish()
 
     # --- assembly -------------------------------------------------------------------
     def _make_workers(self):
@@ -98,25 +124,28 @@ class Firmware:
     def _apply_engine_settings(self):
         cfg = self.cp.config
         self.link.set_ping_interval(cfg.get("WebSocketPingInterval"))
-        if cfg.get("AuthorizationKey"):
-            self.link.set_password(cfg.get("AuthorizationKey"))
+        self.link.set_password(effective_password(self.cfg.password, cfg.get("AuthorizationKey")))
         try:
             self.rpc.response_timeout = float(cfg.get("MessageTimeout"))
         except KeyError:
             pass
-        self.cp.hooks["WebSocketPingInterval"] = self.link.set_ping_interval
-        self.cp.hooks["MessageTimeout"] = lambda v: setattr(self.rpc, "response_timeout", float(v))
+        self.cp.events.listen("config", self._config_changed)
 
-        def new_password(value):
+    def _config_changed(self, key, value):
+        """A configuration key the link depends on took effect (after its answer)."""
+        if key == "WebSocketPingInterval":
+            self.link.set_ping_interval(value)
+        elif key == "MessageTimeout":
+            self.rpc.response_timeout = float(value)
+        elif key == "AuthorizationKey":
             log.info("AuthorizationKey changed: reconnecting with the new credentials")
             self.link.set_password(value)
             self.link.reconnect()
-        self.cp.hooks["AuthorizationKey"] = new_password
 
     # --- control --------------------------------------------------------------------------
     def stop(self):
         """Ask the loop to end (safe from a signal handler or another thread)."""
-        self.events.put(("stop", None, None))
+        self.events.put(Event(STOP, None, None))
 
     def _request_restart(self, kind):
         self.restart_kind = kind
@@ -143,58 +172,71 @@ class Firmware:
 
     def _step(self, wait):
         try:
-            item = self.events.get(timeout=max(0.0, min(wait, 5.0)))
+            event = self.events.get(timeout=max(0.0, min(wait, 5.0)))
         except queue.Empty:
             return
-        self._handle(item)
+        self._handle(event)
         while True:      # drain what else arrived, without sleeping in between
             try:
-                item = self.events.get_nowait()
+                event = self.events.get_nowait()
             except queue.Empty:
                 break
-            self._handle(item)
-        self._publish()
+            self._handle(event)
+        self.publish()
 
-    def _handle(self, item):
+    def _handle(self, event):
         try:
-            self._dispatch(item)
+            self._dispatch(event)
         except Exception:
             # A bug in handling one event must not take the station down; the
             # engine re-derives its outputs from the facts at the next event.
-            log.exception("event %r failed", item[0])
+            log.exception("event %r failed", event.kind)
 
-    def _dispatch(self, item):
-        if len(item) == 2:            # the link's events: (kind, data)
-            kind, value = item
-            cid = None
-        else:
-            kind, cid, value = item
-        cp = self.cp
-        if kind == "frame":
-            self.rpc.receive(value)
-        elif kind == "ev":
-            cp.ev_state_changed(cid, value)
-        elif kind == "meter":
-            cp.meter_sample(cid, value)
-        elif kind == "card":
-            if not self.maintenance.take_card(self, value):
-                cp.card_presented(value)
-        elif kind == "lock":
-            cp.lock_feedback(cid, value)
-        elif kind == "fault":
-            cp.fault(cid, value[0], value[1])
-        elif kind == "fault_cleared":
-            cp.fault_cleared(cid, value)
-        elif kind == "modem":
-            self._modem_status(value)
-        elif kind == "up":
-            cp.connection_up()
-        elif kind == "down":        # the link has logged why
-            cp.connection_down()
-        elif kind == "stop":
-            self._graceful_stop()
-        elif kind == "maint":       # a tools.diag request that needs the engine
-            maintenance_handlers.dispatch(self, value)
+    def _dispatch(self, event):
+        method = self.ON_EVENT.get(event.kind)
+        if method is None:
+            log.warning("ignored an event of unknown kind %r", event.kind)
+            return
+        getattr(self, method)(event)
+
+    # --- the events ---------------------------------------------------------------------
+    def _on_frame(self, event):
+        self.rpc.receive(event.value)
+
+    def _on_link_up(self, event):
+        self.cp.connection_up()
+
+    def _on_link_down(self, event):      # the link has logged why
+        self.cp.connection_down()
+
+    def _on_ev_state(self, event):
+        self.cp.ev_state_changed(event.connector, event.value)
+
+    def _on_meter_sample(self, event):
+        self.cp.meter_sample(event.connector, event.value)
+
+    def _on_card(self, event):
+        if not self.maintenance.take_card(self, event.value):
+            self.cp.card_presented(event.value)
+
+    def _on_lock_feedback(self, event):
+        self.cp.lock_feedback(event.connector, event.value)
+
+    def _on_fault(self, event):
+        code, info = event.value
+        self.cp.fault(event.connector, code, info)
+
+    def _on_fault_cleared(self, event):
+        self.cp.fault_cleared(event.connector, event.value)
+
+    def _on_modem_status(self, event):
+        self._modem_status(event.value)
+
+    def _on_stop(self, event):
+        self._graceful_stop()
+
+    def _on_maintenance_request(self, event):     # a tools.diag request that needs the engine
+        maintenance_handlers.dispatch(self, event.value)
 
     def _trace_frame(self, direction, text):
         _trace(direction, text)
@@ -220,11 +262,11 @@ class Firmware:
                 and self.clock.monotonic() < deadline:
             self.cp.tick()
             try:
-                item = self.events.get(timeout=0.05)
+                event = self.events.get(timeout=0.05)
             except queue.Empty:
                 continue
-            if item[0] != "stop":
-                self._handle(item)
+            if event.kind != STOP:
+                self._handle(event)
         self._running = False
 
     def _shutdown(self):
@@ -238,36 +280,24 @@ class Firmware:
             w.join(2.0)
         log.info("stopped")
 
-    # --- what the bench and the tools see ---------------------------------------------------
-    def _publish(self):
-        cp = self.cp
-        connectors = {}
-        for cid, c in cp.connectors.items():
-            record = cp.journal.get(c.tx_key) if c.tx_key else None
-            connectors[str(cid)] = {
-                "ocpp_status": cp.status.status_of(cid),
-                "error_code": c.error_code(),
-                "transaction_id": record["transaction_id"] if record else None,
-                "id_tag": record["id_tag"] if record else None,
-            }
+    # --- what the bench, the tools, systemd and the indicator see ---------------------------
+    def publish(self):
+        """Project the engine's state once and show it everywhere (main thread)."""
+        state = self.projection.project(self)
+        self.maintenance.state = state
+        self.snapshot = bench_view(state)       # read by the bench's status, any thread
+        connected = state["link"]["connected"]
+        connector_1 = state["connectors"].get("1", {}).get("ocpp_status")
         systemd_status = "%s, CSMS %s, connector 1 %s" % (
-            cp.registration.status, "up" if self.link.connected else "down",
-            connectors.get("1", {}).get("ocpp_status"))
+            state["registration"], "up" if connected else "down", connector_1)
         if systemd_status != self._systemd_status:
             self._systemd_status = systemd_status
             self.systemd.status(systemd_status)
-        self.snapshot = {
-            "connectors": connectors,
-            "ocpp": {"connected": self.link.connected,
-                     "registration": cp.registration.status,
-                     "queued_messages": cp.journal.pending_count()},
-        }
-        maintenance_handlers.publish(self)
-        state = _INDICATOR.get(cp.status.status_of(1) or "", "available")
-        if not self.link.connected and state == "available":
-            state = "offline"
-        if state != self._indicator_state:
-            self._indicator_state = state
-            cfg = cp.config
+        shown = _INDICATOR.get(connector_1 or "", "available")
+        if not connected and shown == "available":
+            shown = "offline"
+        if shown != self._indicator_state:
+            self._indicator_state = shown
+            cfg = self.cp.config
             blink, intensity = cfg.get("BlinkRepeat"), cfg.get("LightIntensity")
-            self.indicator.submit(lambda: self.hal.indicator.show(state, blink, intensity))
+            self.indicator.submit(lambda: self.hal.indicator.show(shown, blink, intensity))

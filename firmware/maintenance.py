@@ -52,8 +52,8 @@ import struct
 import threading
 import time
 
-from firmware import jsonlines
-from firmware.jsonlines import LineServer, one_line
+from drivers import jsonlines
+from drivers.jsonlines import LineServer, one_line
 from ocpp_core.redact import redact_frame
 
 log = logging.getLogger("firmware.maintenance")

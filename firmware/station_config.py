@@ -63,7 +63,7 @@ class StationConfig:
         return dict(self.boot_fields)
 
 
-def _read_ini(path):
+def read_ini(path):
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
     try:
         with open(path, encoding="utf-8") as f:
@@ -93,7 +93,7 @@ def load(flags):
     cfg = StationConfig()
     ini = None
     if getattr(flags, "config", None):
-        ini = _read_ini(flags.config)
+        ini = read_ini(flags.config)
         cfg.source = flags.config
 
     def get(section, option):

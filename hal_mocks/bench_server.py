@@ -27,8 +27,8 @@ of the provider are passed through.
 import json
 import socket
 
-from firmware import jsonlines
-from firmware.jsonlines import LineServer, one_line
+from drivers import jsonlines
+from drivers.jsonlines import LineServer, one_line
 from hal_mocks.sim import DEVICES
 
 LOOPBACK = "127.0.0.1"

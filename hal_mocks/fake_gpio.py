@@ -409,10 +409,8 @@ class FakeGPIO:
             colour = _COLOUR_NAMES.get(tuple(leds.get(c, 0.0) > 0 for c in ("red", "green",
                                                                            "blue")))
         self.indicator = {"colour": colour, "leds": leds}
-        world = self.world
-        if world is not None:
-            with world._lock:
-                world._indicator = dict(self.indicator)
+        if self.world is not None:
+            self.world.show_indicator(dict(self.indicator))
 
 
 def wiring_for(contactors, locks=None, indicator=None):

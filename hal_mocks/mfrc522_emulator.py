@@ -275,7 +275,7 @@ class Mfrc522Emulator:
             return True
         if self.world is None:
             return False
-        return self.world._fault("rfid") == "offline"
+        return self.world.fault_mode("rfid") == "offline"
 
     @property
     def antenna_on(self):

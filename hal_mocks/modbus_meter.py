@@ -129,7 +129,7 @@ class MeterEmulator:
         from pymodbus.server import ModbusSerialServer
         from pymodbus.simulator import DataType, SimData, SimDevice
 
-        logger = logging.getLogger("pymodbus")     # see drivers.meter_modbus._quiet_pymodbus
+        logger = logging.getLogger("pymodbus")     # quiet, as drivers/meter_modbus.py does
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.CRITICAL)
 

@@ -29,7 +29,8 @@ import time
 
 from drivers.hal import (CableLock, ControlPilot, Contactor, DeviceError, EV_STATES, EnergyMeter,
                          Hal, Indicator, Modem, ModemStatus, RfidReader)
-from ocpp_core.metering import MeterSample
+from ocpp_core.metering import (CURRENT_IMPORT, ENERGY_IMPORT_REGISTER, FREQUENCY, POWER_IMPORT,
+                                 VOLTAGE, MeterSample)
 
 DEVICES = ("meter", "rfid", "contactor", "lock", "modem", "pilot")
 
@@ -155,11 +156,18 @@ class SimWorld:
         if c.ev_auto and c.ev_state in ("B", "C"):
             c.ev_state = "C" if c.offered_a > 0 else "B"
 
-    def _fault(self, device):
+    # --- what the simulated devices read and drive ----------------------------------------
+    # Each call is one step under the lock; cid is a connector the device was built for.
+    def check_connector(self, cid):
+        """Raise ValueError unless this station has connector `cid`."""
+        self._connector(cid)
+
+    def fault_mode(self, device):
+        """The fault mode `device` is in now ("none" when it works)."""
         with self._lock:
             return self._faults[device]
 
-    def _block(self, seconds):
+    def simulate_timeout(self, seconds):
         """Wait like a bus timeout; close() ends the wait early."""
         with self._lock:
             self._blocked += 1
@@ -170,6 +178,72 @@ class SimWorld:
             with self._lock:
                 self._blocked -= 1
                 self._changed.notify_all()
+
+    def next_tap(self):
+        """Take the next card presented to the reader (None when there is none).
+        Raises DeviceError while the reader is offline."""
+        with self._lock:
+            if self._faults["rfid"] == "offline":
+                raise DeviceError("RFID reader does not answer (VersionReg 0x00)")
+            return self._taps.popleft() if self._taps else None
+
+    def meter_reading(self, cid):
+        """(power in W, register in Wh) of connector `cid` now, energy booked up to now."""
+        with self._lock:
+            c = self._connectors[cid]
+            self._book(c)
+            return self._power(c), c.energy_wh
+
+    def set_coil(self, cid, closed):
+        """Energise (True) or release the contactor coil of connector `cid`."""
+        with self._lock:
+            c = self._connectors[cid]
+            self._book(c)
+            c.coil = bool(closed)
+
+    def contacts_closed(self, cid):
+        """Whether the contactor's contacts are actually closed (faults included)."""
+        with self._lock:
+            return self._contacts_closed(self._connectors[cid])
+
+    def set_lock(self, cid, locked):
+        """Drive the cable lock's bolt; a "stuck" lock stays where it is."""
+        with self._lock:
+            if self._faults["lock"] == "stuck":
+                return
+            self._connectors[cid].lock_engaged = bool(locked)
+
+    def lock_engaged(self, cid):
+        with self._lock:
+            return self._connectors[cid].lock_engaged
+
+    def pilot_state(self, cid):
+        """The EV state (A..F) the control pilot reads on connector `cid`.
+        Raises DeviceError while the pilot is offline."""
+        with self._lock:
+            if self._faults["pilot"] == "offline":
+                raise DeviceError("control pilot does not answer (no reading from the pilot ADC)")
+            return self._connectors[cid].ev_state
+
+    def offer_current(self, cid, amps):
+        """Set the current offered on the pilot (A); an EV in auto mode follows it.
+        Raises DeviceError while the pilot is offline."""
+        with self._lock:
+            if self._faults["pilot"] == "offline":
+                raise DeviceError("control pilot does not answer (PWM not confirmed)")
+            c = self._connectors[cid]
+            self._book(c)
+            c.offered_a = float(amps)
+            self._follow_offer(c)
+
+    def record_modem_reset(self):
+        with self._lock:
+            self._modem_resets += 1
+
+    def show_indicator(self, shown):
+        """Record what the station's indicator shows now (a dict, in the snapshot)."""
+        with self._lock:
+            self._indicator = shown
 
     # --- bench operations -----------------------------------------------------------------
     @property
@@ -340,29 +414,25 @@ class SimRfid(RfidReader):
         self.world = world
 
     def poll(self):
-        w = self.world
-        with w._lock:
-            if w._faults["rfid"] == "offline":
-                raise DeviceError("RFID reader does not answer (VersionReg 0x00)")
-            return w._taps.popleft() if w._taps else None
+        return self.world.next_tap()
 
 
 class SimMeter(EnergyMeter):
+    """Measures what an SDM630 does (the emulated HAL puts one on the wire)."""
+
+    measurands = (ENERGY_IMPORT_REGISTER, POWER_IMPORT, CURRENT_IMPORT, VOLTAGE, FREQUENCY)
+
     def __init__(self, world, cid):
-        world._connector(cid)
+        world.check_connector(cid)
         self.world = world
         self.cid = cid
 
     def read(self):
         w = self.world
-        if w._fault("meter") == "offline":
-            w._block(w.meter_timeout)
+        if w.fault_mode("meter") == "offline":
+            w.simulate_timeout(w.meter_timeout)
             raise DeviceError("meter did not answer (Modbus timeout %s)" % _seconds(w.meter_timeout))
-        with w._lock:
-            c = w._connectors[self.cid]
-            w._book(c)
-            power = w._power(c)
-            energy = c.energy_wh
+        power, energy = w.meter_reading(self.cid)
         phases = w.phases
         per_phase_a = round(power / (w.voltage * phases), 3)
         return MeterSample(
@@ -375,21 +445,15 @@ class SimMeter(EnergyMeter):
 
 class SimContactor(Contactor):
     def __init__(self, world, cid):
-        world._connector(cid)
+        world.check_connector(cid)
         self.world = world
         self.cid = cid
 
     def set(self, closed):
-        w = self.world
-        with w._lock:
-            c = w._connectors[self.cid]
-            w._book(c)
-            c.coil = bool(closed)
+        self.world.set_coil(self.cid, closed)
 
     def feedback(self):
-        w = self.world
-        with w._lock:
-            return w._contacts_closed(w._connectors[self.cid])
+        return self.world.contacts_closed(self.cid)
 
 
 class SimLock(CableLock):
@@ -401,47 +465,30 @@ class SimLock(CableLock):
     def __init__(self, world, cid):
         if world.fixed_cable:
             raise ValueError("this station has a fixed cable: no lock")
-        world._connector(cid)
+        world.check_connector(cid)
         self.world = world
         self.cid = cid
 
     def set(self, locked):
-        w = self.world
-        with w._lock:
-            if w._faults["lock"] == "stuck":
-                return
-            w._connectors[self.cid].lock_engaged = bool(locked)
+        self.world.set_lock(self.cid, locked)
 
     def feedback(self):
-        w = self.world
-        with w._lock:
-            return w._connectors[self.cid].lock_engaged
+        return self.world.lock_engaged(self.cid)
 
 
 class SimPilot(ControlPilot):
     def __init__(self, world, cid):
-        world._connector(cid)
+        world.check_connector(cid)
         self.world = world
         self.cid = cid
 
     def ev_state(self):
-        w = self.world
-        with w._lock:
-            if w._faults["pilot"] == "offline":
-                raise DeviceError("control pilot does not answer (no reading from the pilot ADC)")
-            return w._connectors[self.cid].ev_state
+        return self.world.pilot_state(self.cid)
 
     def set_offered_current(self, amps):
         if not _is_number(amps) or amps < 0:
             raise ValueError("offered current must be a number of amps >= 0, not %r" % (amps,))
-        w = self.world
-        with w._lock:
-            if w._faults["pilot"] == "offline":
-                raise DeviceError("control pilot does not answer (PWM not confirmed)")
-            c = w._connectors[self.cid]
-            w._book(c)
-            c.offered_a = float(amps)
-            w._follow_offer(c)
+        self.world.offer_current(self.cid, amps)
 
 
 class SimModem(Modem):
@@ -456,8 +503,8 @@ class SimModem(Modem):
 
     def status(self):
         w = self.world
-        if w._fault("modem") == "offline":
-            w._block(w.modem_timeout)
+        if w.fault_mode("modem") == "offline":
+            w.simulate_timeout(w.modem_timeout)
             raise DeviceError("modem does not answer (no reply to AT within %s)"
                               % _seconds(w.modem_timeout))
         return ModemStatus(signal_dbm=-71, registered=True, operator="Bench Telecom",
@@ -465,9 +512,7 @@ class SimModem(Modem):
                            model="SimModem LTE Cat 1", firmware="sim-1.0")
 
     def reset(self):
-        w = self.world
-        with w._lock:
-            w._modem_resets += 1
+        self.world.record_modem_reset()
 
 
 class SimIndicator(Indicator):
@@ -476,15 +521,16 @@ class SimIndicator(Indicator):
     def __init__(self, world=None):
         self.world = world
         self.last = None
+        self._showing = threading.Lock()   # keeps `last` and the world's record in step
 
     def show(self, state, blink_repeat=1, intensity=50):
         shown = {"state": state, "blink_repeat": blink_repeat, "intensity": intensity}
         if self.world is None:
             self.last = shown
             return
-        with self.world._lock:
+        with self._showing:
             self.last = shown
-            self.world._indicator = shown
+            self.world.show_indicator(shown)
 
 
 def make_hal(world):

@@ -31,6 +31,24 @@ _FAULT_ORDER = UNSAFE_FAULTS + WARNING_FAULTS
 EV_STATES = ("A", "B", "C", "D", "E", "F")
 
 
+def reported_error(faults):
+    """(errorCode, info) that a StatusNotification reports for these active
+    faults ({errorCode: info or None}): the most severe known code first, else
+    the first unknown code in name order, else NoError. info is cut to
+    CiString50. The one rule for connectors, connector 0 and the diagnostics."""
+    code = NO_ERROR
+    for known in _FAULT_ORDER:
+        if known in faults:
+            code = known
+            break
+    else:
+        for other in sorted(faults):
+            code = other
+            break
+    info = faults.get(code) if code != NO_ERROR else None
+    return code, (info[:50] if info else None)
+
+
 class Connector:
     def __init__(self, connector_id):
         self.id = connector_id
@@ -49,11 +67,9 @@ class Connector:
         self.lock_pending_since = None
         self.unlock_request = None     # {"answer": rpc.Deferred, "deadline"} of an UnlockConnector
         self.invalid_id = False        # the CSMS refused the idTag after the start
-        self.remote_profile = None     # chargingProfile of a RemoteStartTransaction
         self.tx_auth_info = None       # idTagInfo the transaction was authorized with
         self.sample = None             # the last MeterSample
         self.next_sample_due = None    # monotonic time of the next periodic sample
-        self.tx_started_mono = None
 
     @property
     def plugged(self):
@@ -70,17 +86,10 @@ class Connector:
         return None
 
     def error_code(self):
-        for code in _FAULT_ORDER:
-            if code in self.faults:
-                return code
-        for code in sorted(self.faults):
-            return code
-        return NO_ERROR
+        return reported_error(self.faults)[0]
 
     def error_info(self):
-        code = self.error_code()
-        info = self.faults.get(code) if code != NO_ERROR else None
-        return info[:50] if info else None
+        return reported_error(self.faults)[1]
 
 
 def derive_status(c, station_operative=True):

@@ -40,12 +40,18 @@ of a transaction is always written, and every other save of the record (a stop
 sample, the stop) carries the newest reading too. After a power cut at most that
 interval of energy is missing from the PowerLoss meterStop.
 
+What each message contains, and what its answer does beyond the journal's own
+bookkeeping, is the message class's (ocpp_core/core/transactions.py and
+core/meter_values.py): build(record, entry, resolve) and confirmed(record, conf).
+
 Standard library only, plain class: portable to MicroPython.
 """
 
 
 from ocpp_core import errors
 from ocpp_core.catalogue import ACTIONS
+from ocpp_core.core.meter_values import MeterValues
+from ocpp_core.core.transactions import StartTransaction, StopTransaction
 from ocpp_core.validation import first_violation
 from ocpp_core.log import get_logger
 
@@ -113,15 +119,16 @@ def thin_samples(samples, cap):
 
 class Journal:
     def __init__(self, store, clock, config_get, meter_persist_interval=10.0,
-                 max_untied=100, keep_done=100):
+                 max_untied=100, keep_done=100, messages=None):
         self.store = store
         self.clock = clock
         self._config_get = config_get
         self.meter_persist_interval = meter_persist_interval
         self.max_untied = max_untied      # MeterValues without a transaction kept queued
         self.keep_done = keep_done        # finished transaction records kept for recent()
-        self.on_start_confirmed = None    # f(record, id_tag_info) after StartTransaction.conf
-        self.on_stop_confirmed = None     # f(record, conf_payload) after StopTransaction.conf
+        # action -> message class instance (build, confirmed); unbound ones by default
+        self.messages = messages or {START: StartTransaction(), METER: MeterValues(),
+                                     STOP: StopTransaction()}
         self._tx = {}            # key -> record
         self._queue = []         # [seq, action, key], oldest first
         self._due = {}           # seq -> monotonic time before which it is not sent again
@@ -531,10 +538,6 @@ class Journal:
     def _resolve(self, stamp):
         return self.clock.resolve_iso(stamp)
 
-    def _meter_values(self, entries):
-        return [{"timestamp": self._resolve(e["at"]), "sampledValue": e["sampledValue"]}
-                for e in entries]
-
     def _build(self, entry):
         """(payload, None) or (None, why not): _DELIVERED or a reason to set it aside."""
         action = entry["action"]
@@ -551,34 +554,16 @@ class Journal:
         limit = max(1, self._cfg("TransactionMessageAttempts"))
         if entry["attempts"] >= limit:
             return None, "%d attempts failed" % entry["attempts"]
-        if action == START:
-            if rec["set_aside"]:
-                return None, "its transaction was set aside"
-            payload = {"connectorId": rec["connector_id"], "idTag": rec["id_tag"],
-                       "meterStart": rec["meter_start"], "timestamp": self._resolve(rec["start"])}
-            if rec["reservation_id"] is not None:
-                payload["reservationId"] = rec["reservation_id"]
-        elif action == METER:
-            payload = {"connectorId": entry["connector_id"],
-                       "meterValue": self._meter_values(entry["meter_value"])}
-            if rec is not None:
-                if rec["transaction_id"] is None:
-                    return None, "its transaction has no transactionId (StartTransaction set aside)"
-                payload["transactionId"] = rec["transaction_id"]
-        else:
+        if action == START and rec["set_aside"]:
+            return None, "its transaction was set aside"
+        if action == METER and rec is not None and rec["transaction_id"] is None:
+            return None, "its transaction has no transactionId (StartTransaction set aside)"
+        if action == STOP:
             if rec["set_aside"] or rec["transaction_id"] is None:
                 return None, "its transaction has no transactionId (StartTransaction set aside)"
-            stop = rec["stop"]
-            if stop is None:
+            if rec["stop"] is None:
                 return None, "its transaction has no stop"
-            payload = {"transactionId": rec["transaction_id"], "meterStop": stop["meter_stop"],
-                       "timestamp": self._resolve(stop["at"])}
-            if stop.get("reason"):
-                payload["reason"] = stop["reason"]
-            if stop.get("id_tag"):
-                payload["idTag"] = stop["id_tag"]
-            if rec["samples"]:  # never an empty transactionData array
-                payload["transactionData"] = self._meter_values(rec["samples"])
+        payload = self.messages[action].build(rec, entry, self._resolve)
         spec = ACTIONS[action][2]
         bad = first_violation(spec, payload)
         if bad is not None and "transactionData" in payload:
@@ -617,19 +602,12 @@ class Journal:
         self._drop(seq)
         if rec is None:
             return
-        if action == START:
-            self._callback(self.on_start_confirmed, rec, conf["idTagInfo"])
-        elif action == STOP:
+        if action == STOP:
             self._prune()
-            self._callback(self.on_stop_confirmed, rec, conf)
-
-    def _callback(self, fn, rec, arg):
-        if fn is None:
-            return
         try:
-            fn(rec, arg)
+            self.messages[action].confirmed(rec, conf)
         except Exception:
-            log.exception("journal callback %r failed", fn)
+            log.exception("handling the answer to %s failed", action)
 
     def _on_error(self, seq, action, key, code, description):
         if self._flight != seq:

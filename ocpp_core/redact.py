@@ -1,4 +1,10 @@
-"""Keep secrets out of logs and traces.
+"""Keep secrets out of logs, traces and the technician's output.
+
+Three jobs, one rule each (the firmware and tools.diag both call them):
+
+    redact_frame(text)               an OCPP frame without the AuthorizationKey's value
+    mask_url_userinfo(text)          every URL in text without its user information
+    mask_secrets(text, secrets)      text without any of the given secret strings
 
 The only secret an OCPP 1.6 frame carries is the AuthorizationKey (the basic-auth
 password) in ChangeConfiguration/GetConfiguration; its value is masked wherever
@@ -101,3 +107,43 @@ def redact_frame(text):
         return text
     out.append(text[done:])
     return "".join(out)
+
+
+# --- free text: URLs and known secrets --------------------------------------------------
+
+SHORTEST_SECRET = 4     # a shorter one cannot be told from ordinary text
+
+
+def mask_url_userinfo(text, mask=MASK):
+    """text with the user information (user:password@) of every URL in it
+    replaced by mask: "wss://cp:pw@host/ocpp" -> "wss://***@host/ocpp". A URL's
+    authority runs from "://" to the next "/" or white space; everything up to
+    its last "@" is masked, whatever characters it holds."""
+    if not isinstance(text, str) or "@" not in text:
+        return text
+    out = []
+    done = 0    # text[:done] is in `out`
+    start = text.find("://")
+    while start >= 0:
+        begin = start + 3
+        end = begin
+        while end < len(text) and text[end] != "/" and not text[end].isspace():
+            end += 1
+        at = text.rfind("@", begin, end)
+        if at >= 0:
+            out.append(text[done:begin])
+            out.append(mask)
+            done = at
+        start = text.find("://", end)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def mask_secrets(text, secrets, mask=MASK, shortest=SHORTEST_SECRET):
+    """text with every secret of at least `shortest` characters replaced by
+    mask; the longest first, so that a secret holding another is masked whole."""
+    text = str(text)
+    for secret in sorted(set(s for s in secrets if s), key=len, reverse=True):
+        if len(secret) >= shortest:
+            text = text.replace(secret, mask)
+    return text

@@ -67,7 +67,8 @@ class Deferred:
         self._early = None
         self.done = False
 
-    def _bind(self, endpoint, msg_id, action):
+    def attach(self, endpoint, msg_id, action):
+        """The endpoint that owes the answer to CALL msg_id (called by it)."""
         self._endpoint, self._msg_id, self._action = endpoint, msg_id, action
         if self._early is not None:
             self.resolve(self._early)
@@ -79,7 +80,7 @@ class Deferred:
             self._early = payload
             return
         self.done = True
-        self._endpoint._send_deferred(self._msg_id, self._action, payload)
+        self._endpoint.send_deferred(self._msg_id, self._action, payload)
 
 
 class Call:
@@ -284,7 +285,7 @@ class RpcEndpoint:
                                                 result if type(result) is dict else None))
             return
         if isinstance(result, Deferred):
-            result._bind(self, frame.id, frame.action)
+            result.attach(self, frame.id, frame.action)
             return
         then = None
         if isinstance(result, Reply):
@@ -297,7 +298,8 @@ class RpcEndpoint:
             except Exception:
                 log.exception("follow-up of %s failed", frame.action)
 
-    def _send_deferred(self, msg_id, action, payload):
+    def send_deferred(self, msg_id, action, payload):
+        """The late CALLRESULT of a Deferred (validated like any answer)."""
         bad = _violation(ACTIONS[action][3], payload)
         if bad is not None:
             log.error("deferred answer to %s is invalid: %s", action, bad[1])

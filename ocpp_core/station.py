@@ -5,23 +5,26 @@ The defaults are the reference station KL4311-C (one connector, fixed cable,
 one RFID reader, an energy meter that measures what an SDM630 does).
 """
 
+# What the engine knows itself (the pilot's offer), whatever the meter measures.
+ENGINE_MEASURANDS = ("Current.Offered", "Power.Offered")
 # Measurands a typical Modbus energy meter (Eastron SDM630 class) provides,
-# plus Current.Offered / Power.Offered, which the engine itself knows.
+# plus those the engine knows.
 DEFAULT_METER_MEASURANDS = (
     "Energy.Active.Import.Register",
     "Power.Active.Import",
     "Current.Import",
     "Voltage",
     "Frequency",
-    "Current.Offered",
-    "Power.Offered",
-)
+) + ENGINE_MEASURANDS
+
+
+LOCK_TIMEOUT = 5.0      # s; a cable lock that has not reported its new position by then failed
 
 
 class StationProfile:
     def __init__(self, number_of_connectors=1, fixed_cable=True, phases=3,
                  max_current_a=32.0, nominal_voltage_v=230.0,
-                 meter_measurands=DEFAULT_METER_MEASURANDS, rfid_readers=1):
+                 meter_measurands=DEFAULT_METER_MEASURANDS):
         if number_of_connectors < 1:
             raise ValueError("a station has at least one connector")
         self.number_of_connectors = number_of_connectors
@@ -29,8 +32,10 @@ class StationProfile:
         self.phases = phases
         self.max_current_a = max_current_a
         self.nominal_voltage_v = nominal_voltage_v
-        self.meter_measurands = tuple(meter_measurands)
-        self.rfid_readers = rfid_readers
+        # meter_measurands: what the configured meter delivers (the HAL's
+        # meter_measurands()); ChangeConfiguration refuses any other measurand.
+        self.meter_measurands = tuple(meter_measurands) + tuple(
+            m for m in ENGINE_MEASURANDS if m not in meter_measurands)
 
     @property
     def has_lock(self):

@@ -23,7 +23,7 @@ from tools.gen_catalogue import default_schema_dir
 ALL_PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation",
                 "SmartCharging", "RemoteTrigger")
 
-# The reference station's certified configuration (shared/station-profile.md), verbatim.
+# The reference station's certified configuration (docs/station-profile.md), verbatim.
 CERTIFIED = {
     "AllowOfflineTxForUnknownId": "TRUE",
     "AuthorizationCacheEnabled": "FALSE",

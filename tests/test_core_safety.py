@@ -179,3 +179,29 @@ def test_station_scheduled_inoperative_on_two_connectors(tmp_path):
     h.advance(0)
     assert h.statuses(0)[-1] == "Available"
     h.check_clean()
+
+
+# --- the answers of the CSMS are learnt in one place ------------------------------------------
+def test_a_conflict_with_the_local_list_is_reported_on_connector_0():
+    from ocpp_core.core.authorization import learn
+
+    class FakeAuth:
+        def __init__(self, conflict):
+            self.conflict = conflict
+
+        def learn(self, tag, info):
+            return self.conflict
+
+    class FakeCp:
+        def __init__(self, conflict):
+            self.auth = FakeAuth(conflict)
+            self.faults = []
+
+        def fault(self, cid, code, info=None):
+            self.faults.append((cid, code))
+
+    agreeing, conflicting = FakeCp(False), FakeCp(True)
+    learn(agreeing, TAG, {"status": "Accepted"})
+    learn(conflicting, TAG, {"status": "Blocked"})
+    assert agreeing.faults == []
+    assert conflicting.faults == [(0, "LocalListConflict")]

@@ -684,3 +684,54 @@ def test_a_subcommand_missing_from_the_build(monkeypatch, capsys):
     monkeypatch.setattr(diag_cli, "MODULES", diag_cli.MODULES + (("tools.diag.no_such", ("x1",)),))
     assert diag_cli.main(["x1", "--whatever"], out=io.StringIO()) == 2
     assert "x1: not available in this build" in capsys.readouterr().err
+
+
+class _PublishedFirmware(_StuckFirmware):
+    """A stuck main loop that did publish a state (as tests/test_diag_checks.py writes it)."""
+
+    def __init__(self, state):
+        _StuckFirmware.__init__(self)
+        self.maintenance.state = state
+
+
+def test_device_answers_are_facts_and_a_failing_device_is_refused():
+    from tests.test_diag_checks import station_state
+    state = station_state()
+    bridge = maintenance_handlers.MaintenanceBridge(_PublishedFirmware(state), timeout=0.05,
+                                                    ping_timeout=0.05)
+    meter = bridge.handle({"cmd": "device", "name": "meter"})
+    assert meter["ok"] is True and meter["connector"] == 1
+    assert meter["reading"] == state["connectors"]["1"]["meter"]
+    assert meter["state"]["registration"] == "Accepted" and "checks" not in meter
+    assert bridge.handle({"cmd": "device", "name": "modem"})["status"]["signal_dbm"] == -71
+    assert "no connector 2" in bridge.handle({"cmd": "device", "name": "meter",
+                                              "connector": 2})["error"]
+
+    state["connectors"]["1"]["faults"]["PowerMeterFailure"] = "meter offline"
+    state["workers"]["rfid"]["failures"] = 1           # the fault is not raised yet
+    meter = bridge.handle({"cmd": "device", "name": "meter"})
+    assert (meter["ok"], meter["error_code"], meter["error"]) == (
+        False, "PowerMeterFailure", "meter1 (PowerMeterFailure): meter offline")
+    t0 = time.monotonic()
+    rfid = bridge.handle({"cmd": "device", "name": "rfid", "action": "wait_card", "timeout": 30})
+    assert time.monotonic() - t0 < 3                    # refused at once, no wait for a card
+    assert (rfid["ok"], rfid["error_code"]) == (False, "ReaderFailure")
+    assert rfid["error"] == "rfid (ReaderFailure): its last 1 poll(s) failed"
+
+
+def test_selftest_answers_the_facts_tools_diag_judges():
+    from tests.test_diag_checks import station_state
+    from tools.diag.checks import selftest_result
+    bridge = maintenance_handlers.MaintenanceBridge(_PublishedFirmware(station_state()),
+                                                    timeout=0.05, ping_timeout=0.05)
+    answer = bridge.handle({"cmd": "selftest"})
+    assert answer["ok"] is True and answer["actuate"] is False and answer["actuated"] == []
+    assert answer["main_loop"]["responding"] is False and "checks" not in answer
+    assert answer["state"]["connectors"]["1"]["ev_state"] == "A"
+    answer = bridge.handle({"cmd": "selftest", "actuate": True})
+    assert answer["actuated"] == [
+        {"device": kind, "connector": 1, "skipped": "skipped: the main loop does not answer"}
+        for kind in ("contactor", "lock")]
+    result = selftest_result(answer)
+    assert check(result, "contactor 1")["result"] == "skipped"
+    assert check(result, "main loop")["result"] == "fail" and result["passed"] is False

@@ -633,3 +633,22 @@ def test_against_the_running_firmware(ocpp_csms, firmware, tmp_path):
     code, text = until(["meter", "--count", "1"], 1)
     assert code == 1, text
     assert "PowerMeterFailure" in text and "what to do:" in text
+
+
+# --- settings: the firmware's own rules -------------------------------------------------------------
+
+def test_direct_settings_follow_the_firmwares_rules(monkeypatch):
+    from firmware import device_config
+    args = parse(["meter", "--model", "NEW1", "--port", "/dev/ttyUSB-diag-missing"])
+    with pytest.raises(device_cmds.SettingsProblem, match=r"^\[meter\] model must be one of"):
+        device_cmds.meter_settings(args)
+    monkeypatch.setattr(device_config, "METER_MODELS",
+                        tuple(device_config.METER_MODELS) + ("NEW1",))
+    settings = device_cmds.meter_settings(args)          # a model the firmware now knows
+    assert settings["model"] == "NEW1"
+    assert settings["port"] == "/dev/ttyUSB-diag-missing"   # a missing port: a hardware fault
+    with pytest.raises(device_cmds.SettingsProblem,
+                       match=r"^\[rfid\] spi_device must be between 0 and 3, not 5$"):
+        device_cmds.rfid_settings(parse(["rfid", "--spi-device", "5"]))
+    with pytest.raises(device_cmds.SettingsProblem, match=r"^\[modem\] baudrate must be between"):
+        device_cmds.modem_settings(parse(["modem", "--port", "/dev/x", "--baudrate", "4000000"]))

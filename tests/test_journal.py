@@ -378,6 +378,17 @@ def test_ending_twice_is_a_noop(env):
     assert j.recover_after_power_loss() == []
 
 
+def on_answer(journal, action, fn):
+    """Have fn(record, conf) hear the answers to `action` (the message class's
+    confirmed(), as the engine's message classes do)."""
+    message = journal.messages[action]
+
+    class Heard(type(message)):
+        def confirmed(self, rec, conf):
+            fn(rec, conf)
+    journal.messages[action] = Heard()
+
+
 def test_callbacks(env):
     j = env.j
     seen = []
@@ -387,8 +398,8 @@ def test_callbacks(env):
         if info["status"] != "Accepted":  # StopTransactionOnInvalidId, done by the engine
             j.end(rec["key"], 0, "DeAuthorized")
 
-    j.on_start_confirmed = started
-    j.on_stop_confirmed = lambda rec, conf: seen.append(("stop", rec["key"], conf))
+    on_answer(j, "StartTransaction", lambda rec, conf: started(rec, conf["idTagInfo"]))
+    on_answer(j, "StopTransaction", lambda rec, conf: seen.append(("stop", rec["key"], conf)))
     key = j.begin(1, "BAD", 0)
     env.answer({"transactionId": 5, "idTagInfo": {"status": "Invalid"}})
     assert seen == [("start", key, 5, {"status": "Invalid"})]
@@ -403,7 +414,7 @@ def test_failing_callback_does_not_break_the_journal(env, caplog):
     def boom(rec, info):
         raise RuntimeError("engine bug")
 
-    j.on_start_confirmed = boom
+    on_answer(j, "StartTransaction", lambda rec, conf: boom(rec, conf["idTagInfo"]))
     key = j.begin(1, "TAG", 0)
     j.end(key, 1, "Local")
     assert actions(env.drain()) == ["StartTransaction", "StopTransaction"]

@@ -460,3 +460,50 @@ def test_wss_with_ca_bundle(servers, links, tls_files):
     untrusted.start()
     kind, reason = next_event(events2)
     assert kind == "down" and reason.startswith("TLS certificate of 127.0.0.1:%d rejected" % csms.port)
+
+
+# --- the handshake's pieces (shared with tools.diag csms) --------------------------------------
+
+def test_request_headers_carry_the_subprotocol_and_basic_auth():
+    from firmware.link import basic_auth_token, request_headers
+    assert basic_auth_token(CP_ID, PASSWORD) == TOKEN
+    assert request_headers(CP_ID, PASSWORD) == ["Sec-WebSocket-Protocol: ocpp1.6",
+                                                "Authorization: Basic " + TOKEN]
+    assert request_headers(CP_ID, None) == ["Sec-WebSocket-Protocol: ocpp1.6"]
+    assert request_headers(CP_ID, "") == ["Sec-WebSocket-Protocol: ocpp1.6"]
+
+
+def test_tls_options_verify_the_server_for_wss_only():
+    from firmware.link import tls_options
+    assert tls_options(False, "/etc/ssl/ca.pem") is None
+    assert tls_options(True, None) == {"cert_reqs": ssl.CERT_REQUIRED}
+    assert tls_options(True, "/etc/ssl/ca.pem") == {"cert_reqs": ssl.CERT_REQUIRED,
+                                                    "ca_certs": "/etc/ssl/ca.pem"}
+
+
+@pytest.mark.parametrize("answered, accepted", [
+    ("ocpp1.6", True), (" OCPP1.6 ", True), ("ocpp2.0.1", False), ("", False), (None, False),
+])
+def test_subprotocol_accepted(answered, accepted):
+    from firmware.link import subprotocol_accepted
+    assert subprotocol_accepted(answered) is accepted
+
+
+def test_an_authorization_key_replaces_the_configured_password():
+    from firmware.link import effective_password
+    assert effective_password("from-the-ini", "set-by-the-csms") == "set-by-the-csms"
+    assert effective_password("from-the-ini", None) == "from-the-ini"
+    assert effective_password("from-the-ini", "") == "from-the-ini"
+    assert effective_password(None, None) is None
+
+
+def test_link_events_are_named(servers, links):
+    from firmware.events import LinkEvent
+    csms = servers(subprotocols=["ocpp1.6"])
+    link, events = links(build_url(csms.url, CP_ID))
+    link.start()
+    up = next_event(events)
+    assert type(up) is LinkEvent and (up.kind, up.connector, up.value) == ("up", None, None)
+    link.stop()
+    down = next_event(events)
+    assert type(down) is LinkEvent and (down.kind, down.value) == ("down", "link stopped")

@@ -1,4 +1,4 @@
-"""The OCA test tool's Core cases for a Charge Point (../shared/octt-cases.md),
+"""The OCA test tool's Core cases for a Charge Point (docs/octt-cases.md),
 one test per case id, in process on a virtual clock. Each asserts the messages
 the charge point sends, their fields and their order.
 
@@ -388,9 +388,14 @@ def test_tc_030_unlock_failure(tmp_path):
     h.check_clean()
 
 
-def test_tc_031_unlock_unknown_connector(h):
+def test_tc_031_unlock_unknown_connector(tmp_path):
+    """On a socket outlet (a lock exists), so that NotSupported can only come
+    from the unknown connector id (5.17: "or ConnectorId is unknown")."""
+    h = socket_outlet(tmp_path)
     booted(h)
+    assert h.call("UnlockConnector", {"connectorId": 1}) == {"status": "Unlocked"}
     assert h.call("UnlockConnector", {"connectorId": 2}) == {"status": "NotSupported"}
+    h.check_clean()
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -801,12 +806,30 @@ def test_tc_062_data_transfer_to_charge_point(h):
         {"status": "UnknownVendorId"}
 
 
+# One valid request of every operation the CSMS may call on this station.
+CSMS_CALLS = {
+    "ChangeAvailability": {"connectorId": 1, "type": "Operative"},
+    "ChangeConfiguration": {"key": "HeartbeatInterval", "value": "300"},
+    "ClearCache": {},
+    "DataTransfer": {"vendorId": "v"},
+    "GetConfiguration": {"key": ["Nope"]},
+    "RemoteStartTransaction": {"idTag": "04A1B2C3", "connectorId": 1},
+    "RemoteStopTransaction": {"transactionId": 99},
+    "UnlockConnector": {"connectorId": 1},
+    "Reset": {"type": "Soft"},          # last: it restarts the station
+}
+
+
 def test_no_call_is_answered_with_an_error(h):
-    """Everything the CSMS may send in Core is answered with a CALLRESULT."""
+    """Every operation the CSMS may send is answered with a CALLRESULT; a new
+    operation registered without an entry in CSMS_CALLS fails this test."""
+    from ocpp_core.catalogue import ACTIONS
     booted(h)
-    for action, payload in [("ClearCache", {}), ("GetConfiguration", {"key": ["Nope"]}),
-                            ("DataTransfer", {"vendorId": "v"})]:
-        assert not (isinstance(h.call(action, payload), tuple))
+    registered = {a for a in ACTIONS if h.cp.rpc.supports(a)}
+    assert registered == set(CSMS_CALLS)
+    for action, payload in CSMS_CALLS.items():
+        answer = h.call(action, payload)
+        assert isinstance(answer, dict), (action, answer)
 
 
 def test_fault_listeners_hear_each_fault_once(h):
@@ -814,7 +837,7 @@ def test_fault_listeners_hear_each_fault_once(h):
     changes only: a repeated report of the same fault is not a new fault."""
     booted(h)
     heard = []
-    h.cp.fault_listeners.append(lambda *event: heard.append(event))
+    h.cp.events.listen("fault", lambda *event: heard.append(event))
     h.cp.fault(1, "PowerMeterFailure", "meter did not answer")
     h.cp.fault(1, "PowerMeterFailure", "meter did not answer")
     h.cp.fault(0, "ReaderFailure", None)

@@ -101,3 +101,36 @@ def test_unreadable_frame_with_escapes_is_not_shown():
 def test_escapes_in_an_innocent_frame_are_left_alone():
     frame = '[2,"1","DataTransfer",{"vendorId":"caf\\u00e9","data":"x"}]'
     assert redact_frame(frame) == frame
+
+
+# --- URLs and known secrets in free text ----------------------------------------------------
+
+from ocpp_core.redact import mask_secrets, mask_url_userinfo  # noqa: E402
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("wss://cp:pw1234@csms.example/ocpp", "wss://***@csms.example/ocpp"),
+    ("ws://user@10.0.0.1:9000", "ws://***@10.0.0.1:9000"),
+    ("url = wss://a:b@h1/x and ws://c:d@h2", "url = wss://***@h1/x and ws://***@h2"),
+    ("ws://p@ss:w@rd@host/ocpp", "ws://***@host/ocpp"),          # the last "@" ends it
+    ("wss://csms.example/ocpp/CP@1", "wss://csms.example/ocpp/CP@1"),   # in the path
+    ("mail me@example.com", "mail me@example.com"),
+    ("wss://csms.example/ocpp", "wss://csms.example/ocpp"),
+    ("", ""),
+])
+def test_url_userinfo_masked(text, masked):
+    assert mask_url_userinfo(text) == masked
+
+
+def test_url_userinfo_mask_and_non_text():
+    assert mask_url_userinfo("ws://u:p@h/", "<redacted>") == "ws://<redacted>@h/"
+    assert mask_url_userinfo(None) is None
+
+
+def test_secrets_masked_longest_first_and_short_ones_left():
+    text = "key abcd1234, token abcd12345678, pin 123"
+    assert mask_secrets(text, ["abcd1234", "abcd12345678", "123", "", None]) == \
+        "key ***, token ***, pin 123"
+    assert mask_secrets("pin 123", ["123"], shortest=1) == "pin ***"
+    assert mask_secrets(42, ["4711"], "<redacted>") == "42"
+    assert mask_secrets("a 4711 b", ("4711",), "<redacted>") == "a <redacted> b"

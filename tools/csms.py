@@ -268,7 +268,7 @@ class _Command:
 
 class _Link:
     """One connected charge point. `commands`, `closed` and `stop` are guarded by
-    BenchCsms._cond; everything else belongs to the connection's thread."""
+    the BenchCsms condition; everything else belongs to the connection's thread."""
 
     def __init__(self, cp_id, remote):
         self.cp_id = cp_id

@@ -11,7 +11,9 @@ runs at a charger that "doesn't work" to find the faulty part within minutes.
     rfid, meter, modem   one device at a time                  (tools/diag/device_cmds.py)
 
 The first six ask the running firmware over its maintenance socket (see
-firmware/maintenance.py): the devices belong to it. Exit status: 0 every check
-passed, 1 something failed, 2 the diagnosis could not run (firmware not
-running, usage error, subcommand not in this build).
+firmware/maintenance.py): the devices belong to it. The firmware reports facts;
+what they mean (pass or fail, the errorCode, what to check) is decided here, in
+checks.py with the texts of hints.py. Exit status: 0 every check passed, 1
+something failed, 2 the diagnosis could not run (firmware not running, usage
+error, subcommand not in this build).
 """

@@ -32,7 +32,8 @@ import sys
 import tarfile
 import time
 
-from tools.diag import client, render
+from ocpp_core.redact import mask_secrets, mask_url_userinfo
+from tools.diag import client, render, selftest
 
 UNIT = "pi-ocpp"
 SINCE = "24 hours ago"
@@ -41,7 +42,6 @@ LOG_TAIL_BYTES = 5 * 1024 * 1024
 REDACTED = "<redacted>"
 SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "credential", "passphrase")
 _OPTION = re.compile(r"^(\s*)([^=:\s;#\[][^=:]*?)(\s*[=:]\s*)(.*?)\s*$")
-_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s]+)@")
 
 
 def add_parser(subparsers):
@@ -69,7 +69,7 @@ def _secret_name(name):
 
 
 def redact_urls(text):
-    return _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    return mask_url_userinfo(text, REDACTED)
 
 
 def redact_ini(text):
@@ -96,10 +96,7 @@ def redact_ini(text):
 
 
 def scrub(text, secrets):
-    for s in sorted(set(secrets), key=len, reverse=True):
-        if s and len(s) >= 4:         # shorter ones cannot be told from ordinary text
-            text = text.replace(s, REDACTED)
-    return redact_urls(text)
+    return redact_urls(mask_secrets(text, secrets, REDACTED))
 
 
 # --- collection ------------------------------------------------------------------------------
@@ -211,13 +208,17 @@ def run(args, out):
         progress("bundle: asking the firmware...")
         try:
             with client.connect(args, timeout=args.timeout) as c:
-                for name, cmd, fields in (("status.json", "status", {}),
-                                          ("ocpp-configuration.json", "config_get", {}),
-                                          ("journal.json", "journal", {"limit": 1000}),
-                                          ("selftest.json", "selftest", {"actuate": False})):
+                for name, cmd, ask in (
+                        ("status.json", "status", lambda: c.call("status", wait=args.timeout)),
+                        ("ocpp-configuration.json", "config_get",
+                         lambda: c.call("config_get", wait=args.timeout)),
+                        ("journal.json", "journal",
+                         lambda: c.call("journal", wait=args.timeout, limit=1000)),
+                        ("selftest.json", "selftest",
+                         lambda: selftest.request(c, False, args.timeout))):
                     progress("bundle: %s..." % cmd)
                     try:
-                        answer = c.call(cmd, wait=args.timeout, **fields)
+                        answer = ask()
                     except (client.Refused, client.NoAnswer) as e:
                         b.skipped.append((name, str(e)))
                         failed.append(name)

@@ -18,7 +18,9 @@ reconnects by itself.
 Settings come from the station config ([csms] url, password, ca_bundle;
 [station] charge_point_id), like the firmware's; an AuthorizationKey the CSMS
 has set (kept in the data dir) replaces the configured password, as in the
-firmware. --csms-url, --charge-point-id and --password override them.
+firmware. --csms-url, --charge-point-id and --password override them. The
+upgrade request is the firmware's own (firmware/link.py: request_headers,
+tls_options, subprotocol_accepted); certificates are read by tools/diag/x509.py.
 
 The password never appears in the output, the JSON or an error message: only
 "basic auth: yes (N characters)".
@@ -27,7 +29,6 @@ Exit status: 0 every step passed, 1 a step failed, 2 the settings are unusable.
 """
 
 import argparse
-import base64
 import datetime
 import ipaddress
 import json
@@ -40,10 +41,13 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from firmware.link import (SUBPROTOCOL, basic_auth_token, build_url, effective_password,
+                           request_headers, subprotocol_accepted, tls_options)
+from ocpp_core.redact import mask_secrets
 from tools.diag import render
+from tools.diag.x509 import hostname_matches, parse_certificate
 
 DEFAULT_TIMEOUT = 10.0
-SUBPROTOCOL = "ocpp1.6"
 EXPIRY_WARNING_DAYS = 30
 BODY_SHOWN = 200
 
@@ -147,7 +151,6 @@ class Target:
 def _target(args):
     """The connection settings, as the firmware would use them."""
     from firmware.station_config import ConfigError, load
-    from firmware.link import build_url
 
     password_flag = getattr(args, "password", None)
     if password_flag == "-":
@@ -174,15 +177,16 @@ def _target(args):
     t.scheme = parts.scheme.lower()
     t.host = parts.hostname
     t.port = parts.port or (443 if t.scheme == "wss" else 80)
-    t.password = cfg.password or None
-    t.password_source = "--password" if password_flag else (
-        "[csms] password" if t.password else None)
-    if password_flag is None:
-        key, where, problem = _stored_authorization_key(args, cfg.source)
-        if key:
-            t.password = key
-            t.password_source = "AuthorizationKey set by the CSMS (%s)" % where
-        t.key_problem = problem
+    key, where = None, None
+    if password_flag is None:       # --password here overrides even the CSMS's key
+        key, where, t.key_problem = _stored_authorization_key(args, cfg.source)
+    t.password = effective_password(cfg.password, key) or None
+    if password_flag:
+        t.password_source = "--password"
+    elif key:
+        t.password_source = "AuthorizationKey set by the CSMS (%s)" % where
+    elif t.password:
+        t.password_source = "[csms] password"
     t.ca_bundle = getattr(args, "ca_bundle", None) or cfg.ca_bundle
     if t.ca_bundle and not os.path.isfile(t.ca_bundle):
         raise SettingsError("CA bundle %s is not a file" % t.ca_bundle,
@@ -195,9 +199,9 @@ def _stored_authorization_key(args, config_file):
     and prefers it to the configured password), read without changing anything."""
     data_dir = getattr(args, "data_dir", None)
     if not data_dir and config_file:
-        from firmware.station_config import ConfigError, _read_ini
+        from firmware.station_config import ConfigError, read_ini
         try:
-            ini = _read_ini(config_file)
+            ini = read_ini(config_file)
             data_dir = ini.get("station", "data_dir", fallback="").strip() or None
         except ConfigError:
             data_dir = None
@@ -225,17 +229,7 @@ def _secret_forms(target):
     """Every form the password could take in text: itself and the header value."""
     if not target.password:
         return ()
-    userpass = "%s:%s" % (target.charge_point_id, target.password)
-    return (target.password, base64.b64encode(userpass.encode("utf-8")).decode("ascii"))
-
-
-def _scrub(text, secrets):
-    text = str(text)
-    for s in secrets:
-        # A secret of under 4 characters can't be told from ordinary text.
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return text
+    return (target.password, basic_auth_token(target.charge_point_id, target.password))
 
 
 def _one_line(text, limit=BODY_SHOWN):
@@ -247,7 +241,7 @@ def _one_line(text, limit=BODY_SHOWN):
 
 class Report:
     """Collects the steps; writes progress while they run and the result at the end.
-    Everything written goes through _scrub()."""
+    Everything written goes through mask_secrets() (ocpp_core/redact.py)."""
 
     def __init__(self, out, as_json):
         self.out = out
@@ -261,7 +255,7 @@ class Report:
 
     def _write(self, text):
         self._progress.done()
-        self.out.write(_scrub(text, self.secrets))
+        self.out.write(mask_secrets(text, self.secrets))
 
     def _flush(self):
         flush = getattr(self.out, "flush", None)
@@ -269,7 +263,7 @@ class Report:
             flush()
 
     def progress(self, text):
-        self._progress(_scrub(text, self.secrets))
+        self._progress(mask_secrets(text, self.secrets))
 
     def _clear_progress(self):
         self._progress.done()
@@ -578,22 +572,11 @@ class Check:
         import websocket
         t = self.t
         self.report.progress("4  websocket upgrade %s (timeout %g s) ..." % (t.url, self.timeout))
-        headers = ["Sec-WebSocket-Protocol: " + SUBPROTOCOL]
-        if t.password:
-            userpass = "%s:%s" % (t.charge_point_id, t.password)
-            headers.append("Authorization: Basic "
-                           + base64.b64encode(userpass.encode("utf-8")).decode("ascii"))
-        sslopt = None
-        if t.scheme == "wss":
-            sslopt = {"cert_reqs": ssl.CERT_REQUIRED}
-            if t.ca_bundle:
-                sslopt["ca_certs"] = t.ca_bundle
-        ws = websocket.WebSocket(sslopt=sslopt)
+        # The same request as the firmware's link.
+        headers = request_headers(t.charge_point_id, t.password)
+        ws = websocket.WebSocket(sslopt=tls_options(t.scheme == "wss", t.ca_bundle))
         t0 = time.monotonic()
         try:
-            # The subprotocol goes in as a plain header so that we see what the
-            # server answered instead of websocket-client refusing it.
-            # The same request as the firmware's link (firmware/link.py).
             ws.connect(t.url, header=headers, timeout=self.timeout)
         except websocket.WebSocketBadStatusException as e:
             ws.shutdown()
@@ -612,7 +595,7 @@ class Check:
         if server:
             details.append("server: %s" % _one_line(server, 80))
         data = {"http_status": status, "subprotocol": answered}
-        if answered is None or answered.strip().lower() != SUBPROTOCOL:
+        if not subprotocol_accepted(answered):
             try:
                 ws.close(status=1002, reason=b"ocpp1.6 required", timeout=min(2.0, self.timeout))
             except Exception:
@@ -830,159 +813,15 @@ def _explain_bad_status(e, t):
             "call the CSMS operator with this line", details, data)
 
 
-# --- certificates: a small DER reader (stdlib has no public parser) ----------------------------
-
-_OID_NAMES = {"2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST",
-              "2.5.4.10": "O", "2.5.4.11": "OU"}
-_OID_SAN = "2.5.29.17"
-
-
-def _der_item(data, pos):
-    """(tag, content, next position) of the DER element at pos."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        n = length & 0x7F
-        if not 1 <= n <= 4 or pos + n > len(data):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[pos:pos + n], "big")
-        pos += n
-    end = pos + length
-    if end > len(data):
-        raise ValueError("truncated DER")
-    return tag, data[pos:end], end
-
-
-def _der_children(content):
-    items, pos = [], 0
-    while pos < len(content):
-        tag, value, pos = _der_item(content, pos)
-        items.append((tag, value))
-    return items
-
-
-def _oid(content):
-    first = content[0]
-    parts = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    n = 0
-    for b in content[1:]:
-        n = (n << 7) | (b & 0x7F)
-        if not b & 0x80:
-            parts.append(n)
-            n = 0
-    return ".".join(str(p) for p in parts)
-
-
-def _der_string(tag, content):
-    if tag == 0x1E:
-        return content.decode("utf-16-be", "replace")
-    if tag == 0x1C:
-        return content.decode("utf-32-be", "replace")
-    if tag == 0x14:
-        return content.decode("latin-1")
-    return content.decode("utf-8", "replace")
-
-
-def _name(content):
-    """[(short name or OID, value)] of an X.501 Name."""
-    out = []
-    for set_tag, rdn in _der_children(content):
-        for seq_tag, atv in _der_children(rdn):
-            parts = _der_children(atv)
-            if len(parts) >= 2 and parts[0][0] == 0x06:
-                oid = _oid(parts[0][1])
-                out.append((_OID_NAMES.get(oid, oid), _der_string(*parts[1])))
-    return out
-
-
-def _time(tag, content):
-    text = content.decode("ascii").rstrip("Z")
-    text = text.split(".")[0]
-    if tag == 0x17:   # UTCTime YYMMDDHHMM[SS]
-        year = int(text[:2])
-        text = ("20" if year < 50 else "19") + text
-    fmt = "%Y%m%d%H%M%S" if len(text) >= 14 else "%Y%m%d%H%M"
-    return datetime.datetime.strptime(text[:14], fmt).replace(tzinfo=datetime.timezone.utc)
-
-
-def parse_certificate(der):
-    """The fields a technician needs from a DER certificate."""
-    cert = _der_children(_der_item(der, 0)[1])
-    tbs = _der_children(cert[0][1])
-    i = 1 if tbs[0][0] == 0xA0 else 0   # [0] version
-    issuer_raw = tbs[i + 2][1]
-    validity = _der_children(tbs[i + 3][1])
-    subject_raw = tbs[i + 4][1]
-    subject, issuer = _name(subject_raw), _name(issuer_raw)
-    dns, ips = [], []
-    for tag, content in tbs[i + 6:]:
-        if tag != 0xA3:   # [3] extensions
-            continue
-        for _seq, ext in _der_children(_der_children(content)[0][1]):
-            parts = _der_children(ext)
-            if _oid(parts[0][1]) != _OID_SAN:
-                continue
-            value = parts[-1][1]     # OCTET STRING holding GeneralNames
-            for gtag, gvalue in _der_children(_der_item(value, 0)[1]):
-                if gtag == 0x82:
-                    dns.append(gvalue.decode("ascii", "replace"))
-                elif gtag == 0x87:
-                    ips.append(str(ipaddress.ip_address(gvalue)))
-    not_before = _time(*validity[0])
-    not_after = _time(*validity[1])
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def first(name, key):
-        return next((v for k, v in name if k == key), None)
-
-    def text(name):
-        return ", ".join("%s=%s" % kv for kv in name) or "(empty)"
-
-    return {
-        "subject": text(subject), "subject_cn": first(subject, "CN"),
-        "issuer": text(issuer), "issuer_cn": first(issuer, "CN"),
-        "san_dns": dns, "san_ip": ips,
-        "names": ["DNS:" + d for d in dns] + ["IP:" + a for a in ips] or
-                 (["CN:" + first(subject, "CN")] if first(subject, "CN") else []),
-        "not_before": not_before.strftime("%Y-%m-%d %H:%M UTC"),
-        "not_after": not_after.strftime("%Y-%m-%d %H:%M UTC"),
-        "days_left": int((not_after - now).total_seconds() // 86400),
-        "self_signed": subject_raw == issuer_raw,
-    }
-
-
 def _parse_cert_safely(der):
+    """The certificate's fields, or None: a certificate this reader cannot
+    decode is not shown, and the check goes on."""
     if not der:
         return None
     try:
         return parse_certificate(der)
     except (ValueError, IndexError, UnicodeError):
         return None
-
-
-def hostname_matches(cert, host):
-    """Does the certificate cover host (SAN DNS/IP; the CN only without a SAN)?"""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    if ip is not None:
-        return any(ipaddress.ip_address(a) == ip for a in cert["san_ip"])
-    names = cert["san_dns"] or ([cert["subject_cn"]] if cert["subject_cn"] and not
-                                cert["san_ip"] else [])
-    host = host.lower().rstrip(".")
-    for name in names:
-        name = name.lower().rstrip(".")
-        if name == host:
-            return True
-        if name.startswith("*.") and "." in host:
-            label, rest = host.split(".", 1)
-            if label and rest == name[2:]:
-                return True
-    return False
 
 
 def _cert_lines(cert, host):

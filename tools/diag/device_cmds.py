@@ -9,7 +9,8 @@
 While the firmware runs, the devices belong to it: the command asks it over its
 maintenance socket (tools/diag/client.py finds the socket; the request is
 {"cmd": "device", "name": "meter"|"modem"|"rfid", "action": "read"|"wait_card"},
-answered by firmware/maintenance_handlers.py). A card read this way is taken by
+answered by firmware/maintenance_handlers.py with what it knows, judged here by
+the self-test's rules, tools/diag/checks.py). A card read this way is taken by
 the tool: the firmware does not start or stop charging with it.
 
 When the firmware is not running (no socket, or nobody listening on it) the
@@ -20,9 +21,9 @@ firmware from the station config (--config):
     [rfid]   spi_bus, spi_device, reset_pin (optional)
     [modem]  port, baudrate
 
-with firmware/device_config.py's defaults for what is missing, and the options
---port, --model, --address, --baudrate, --parity, --spi-bus, --spi-device
-overriding them.
+with firmware/device_config.py's defaults for what is missing and its rules
+for each value, and the options --port, --model, --address, --baudrate,
+--parity, --spi-bus, --spi-device overriding them.
 
 A device that fails prints the driver's (or the firmware's) one-line message and
 a hint. Exit status: 0 every check passed; 1 a device failed, or no card came;
@@ -39,7 +40,9 @@ import os
 import socket
 import time
 
-from tools.diag import render
+from firmware import device_config
+from firmware.device_config import Section
+from tools.diag import checks, render
 
 READ_INTERVAL = 1.0
 RFID_TIMEOUT = 30.0
@@ -244,6 +247,7 @@ def firmware_device(args, name, action="read", wait=0.0, **fields):
     reply = exchange(path, request, FIRMWARE_TIMEOUT + wait)
     if reply is None:
         return None
+    reply = checks.device_answer(reply, name, fields.get("connector", 1))
     if reply.get("ok") is not True:
         raise DeviceFailed(str(reply.get("error") or "the firmware refused the request"),
                            reply.get("hint") or HINTS.get(name))
@@ -322,14 +326,15 @@ def _check_failure(check, device):
 # --- settings (direct access) -------------------------------------------------------------------
 
 def _section(args, name, overrides):
-    """firmware.device_config.Section for [name]: defaults, the INI, then the options."""
+    """The firmware's Section for [name] (firmware/device_config.py: its
+    defaults and rules): the INI, then the options."""
     values = {}
     path = getattr(args, "config", None)
     if path:
         # The firmware's own INI reader, so that the file means the same here.
-        from firmware.station_config import ConfigError, _read_ini
+        from firmware.station_config import ConfigError, read_ini
         try:
-            ini = _read_ini(path)
+            ini = read_ini(path)
         except ConfigError as e:
             raise SettingsProblem(str(e))
         if ini.has_section(name):
@@ -337,8 +342,16 @@ def _section(args, name, overrides):
     for key, value in overrides.items():
         if value is not None:
             values[key] = str(value)
-    from firmware.device_config import Section
-    return Section(name, values)
+    return _ToolSection(name, values)
+
+
+class _ToolSection(Section):
+    """The firmware's rules, except that a port that does not exist is left to
+    _check_port(): for this tool an unplugged adapter is a hardware fault (exit
+    status 1), not a bad setting."""
+
+    def serial_port(self, option, must_exist=True):
+        return Section.serial_port(self, option, must_exist=False)
 
 
 def _typed(fn):
@@ -355,34 +368,24 @@ def meter_settings(args):
                                  "address": getattr(args, "address", None),
                                  "baudrate": getattr(args, "baudrate", None),
                                  "parity": getattr(args, "parity", None)})
-
-    def read():
-        from firmware.device_config import BAUD_RATES, METER_MODELS
-        return {
-            "port": s.serial_port("port", must_exist=False),
-            "model": s.text("model", METER_MODELS),
-            "address": s.integer("address", 1, 247),
-            "baudrate": s.integer("baudrate", 1200, 115200, choices=BAUD_RATES),
-            "parity": s.text("parity", ("N", "E", "O")),
-            "stopbits": s.integer("stopbits", 1, 2),
-            "timeout": s.number("timeout", 0.05, 5.0),
-        }
-    return _typed(read)
+    return _typed(lambda: device_config.meter_settings(s))
 
 
 def rfid_settings(args):
     s = _section(args, "rfid", {"spi_bus": getattr(args, "spi_bus", None),
                                 "spi_device": getattr(args, "spi_device", None)})
-    return _typed(lambda: {"bus": s.integer("spi_bus", 0, 9),
-                           "device": s.integer("spi_device", 0, 9),
-                           "reset_pin": s.integer("reset_pin", 0, 27, optional=True)})
+    # The ranges of firmware/hal_factory.build_pi (device_config has no [rfid] rules yet).
+    return _typed(lambda: {"bus": s.integer("spi_bus", 0, 6),
+                           "device": s.integer("spi_device", 0, 3),
+                           "reset_pin": s.pin("reset_pin", optional=True)})
 
 
 def modem_settings(args):
     s = _section(args, "modem", {"port": getattr(args, "port", None),
                                  "baudrate": getattr(args, "baudrate", None)})
+    # The range of firmware/hal_factory.build_pi (device_config has no [modem] rules yet).
     return _typed(lambda: {"port": s.serial_port("port", must_exist=False),
-                           "baudrate": s.integer("baudrate", 1200, 4000000)})
+                           "baudrate": s.integer("baudrate", 1200, 921600)})
 
 
 def _check_port(device, port):

@@ -1,17 +1,18 @@
 """`selftest [--actuate]`: every device of the running firmware, pass or fail,
 with the OCPP errorCode it reports (or would) and what to check.
 
-Without --actuate nothing moves: the verdicts come from the firmware's fault
-state and its device workers' latest results. With --actuate each contactor
-(and cable lock) is closed and opened once and its feedback read back - only
-while no EV is connected and no transaction runs (else "skipped: EV connected").
+Without --actuate nothing moves: the verdicts (tools/diag/checks.py) come from
+the firmware's fault state and its device workers' latest results. With
+--actuate each contactor (and cable lock) is closed and opened once and its
+feedback read back - only while no EV is connected and no transaction runs
+(else "skipped: EV connected").
 The cable carries mains voltage for about half a second during the cycle.
 
 Exit status: 0 no check failed (warn and skip do not fail), 1 a check failed,
 2 the firmware is not running.
 """
 
-from tools.diag import client, render
+from tools.diag import checks, client, render
 
 TIMEOUT = 15.0
 ACTUATE_TIMEOUT = 40.0
@@ -33,8 +34,9 @@ def add_parser(subparsers):
 
 
 def request(c, actuate, timeout=None):
+    """The self-test's result: the firmware's facts, judged here."""
     timeout = timeout or (ACTUATE_TIMEOUT if actuate else TIMEOUT)
-    return c.call("selftest", wait=timeout, actuate=bool(actuate))
+    return checks.selftest_result(c.call("selftest", wait=timeout, actuate=bool(actuate)))
 
 
 def run(args, out):

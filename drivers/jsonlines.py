@@ -8,6 +8,10 @@ soon as it is known and the rest of it skipped), reading one line into a
 request, and LineServer: the connection side both servers share (the accept
 loop, the cap on clients, a thread per client, an orderly stop). What a server
 does with a request, and how it writes its answer, stays with the server.
+
+It sits in drivers/ though it drives no hardware: both servers may import
+drivers (hal_mocks may not import firmware), and the engine is no place for
+sockets.
 """
 
 import json

@@ -1,0 +1,51 @@
+"""What the main loop's queue carries: one named event per thing that happened.
+
+    Event(kind, connector, value)     from a device worker, the maintenance
+                                      socket, or a stop request
+    LinkEvent(kind, value)            from the CSMS link (it has no connector)
+
+Both have .kind, .connector and .value, so that the main loop dispatches them
+through one table (kind -> method). They are named tuples: immutable, cheap,
+and equal to the plain tuples the tests spell out ("card", None, "04A1B2C3").
+
+    kind            connector        value
+    ev              cid              the pilot's new EV state ("A".."F")
+    card            None             the idTag of a card presented
+    meter           cid              a MeterSample
+    lock            cid              the lock's feedback (True = engaged)
+    modem           None             a ModemStatus
+    fault           cid (0 station)  (errorCode, info): a device failed
+    fault_cleared   cid (0 station)  errorCode: it works again
+    up              None             the link is connected
+    frame           None             a text frame from the CSMS
+    down            None             the link is lost; value: why, in words
+    maint           None             (request, reply): a tools.diag request
+                                     for the engine (firmware/maintenance_handlers.py)
+    stop            None             None: end the loop gracefully (SIGTERM)
+"""
+
+from collections import namedtuple
+
+EV = "ev"
+CARD = "card"
+METER = "meter"
+LOCK = "lock"
+MODEM = "modem"
+FAULT = "fault"
+FAULT_CLEARED = "fault_cleared"
+UP = "up"
+FRAME = "frame"
+DOWN = "down"
+MAINTENANCE = "maint"
+STOP = "stop"
+
+KINDS = (EV, CARD, METER, LOCK, MODEM, FAULT, FAULT_CLEARED, UP, FRAME, DOWN, MAINTENANCE, STOP)
+
+
+class Event(namedtuple("Event", "kind connector value")):
+    __slots__ = ()
+
+
+class LinkEvent(namedtuple("LinkEvent", "kind value")):
+    __slots__ = ()
+    connector = None      # the link serves the whole station

@@ -1,0 +1,129 @@
+"""The maintenance socket's requests that touch the engine: run on the main
+loop's thread (firmware/maintenance_handlers.py brings them there).
+
+    config_get {"keys": [...]} optional -> rows [{key, value, readonly, profile,
+               write_only}]; write-only values (AuthorizationKey) are "<hidden>".
+    config_set {"key", "value"} -> {"status": Accepted|Rejected|RebootRequired|
+               NotSupported}, validated and applied exactly as ChangeConfiguration.
+    journal    {"limit": 100} -> pending (queued messages, oldest first),
+               set_aside, transactions (newest first), with counts.
+"""
+
+import logging
+
+from ocpp_core.catalogue import ACTIONS
+from ocpp_core.config import HIDDEN
+from ocpp_core.validation import first_violation
+
+log = logging.getLogger("firmware.maintenance")
+
+JOURNAL_LIMIT = 100
+TX_SHOWN = 20
+
+
+def config_get(fw, request):
+    keys = request.get("keys")
+    if keys is not None and (not isinstance(keys, list)
+                             or not all(isinstance(k, str) for k in keys)):
+        return {"ok": False, "error": '"keys" must be a list of key names'}
+    config = fw.cp.config
+    rows, unknown = [], []
+    wanted = set(keys) if keys else None
+    for key, value, readonly, profile in config.describe():
+        if wanted is not None and key not in wanted:
+            continue
+        write_only = bool(getattr(config.definition(key), "write_only", False))
+        if write_only:
+            value = HIDDEN if value else ""     # never the value itself
+        rows.append({"key": key, "value": value, "readonly": readonly, "profile": profile,
+                     "write_only": write_only})
+    if wanted is not None:
+        unknown = sorted(wanted - set(r["key"] for r in rows))
+    return {"ok": True, "configuration": rows, "unknown": unknown,
+            "pending_reboot": config.pending_reboot()}
+
+
+def config_set(fw, request):
+    payload = {"key": request.get("key"), "value": request.get("value")}
+    bad = first_violation(ACTIONS["ChangeConfiguration"][2], payload)
+    if bad is not None:
+        return {"ok": False, "error": "not a valid ChangeConfiguration: %s" % bad.description()}
+    cp = fw.cp
+    # As after a CSMS's ChangeConfiguration: the change's effects (a new
+    # password: a reconnect) take place once the answer is made.
+    release = cp.events.hold()
+    try:
+        answer = cp.config.change_configuration(payload)
+        log.info("ChangeConfiguration of %s from the maintenance socket: %s", payload["key"],
+                 answer["status"])
+        response = {"ok": True, "key": payload["key"], "status": answer["status"]}
+        if answer["status"] == "Rejected":
+            response["reason"] = _rejection_reason(cp.config, payload["key"], payload["value"])
+    finally:
+        release()
+    return response
+
+
+def _rejection_reason(config, key, text):
+    """Why a value was rejected, in words (the value itself is never repeated)."""
+    try:
+        d = config.definition(key)
+    except KeyError:
+        return None
+    if d.readonly:
+        return "%s is read-only" % key
+    try:
+        why = config.why_invalid(key, text)
+    except Exception:
+        why = None
+    if why:
+        return why.replace(text, "<value>") if d.write_only else why
+    return "the value is not valid for this key, or it could not be stored"
+
+
+def _plain(obj, clock):
+    """JSON-ready copy with the journal's stamps as RFC 3339 strings."""
+    if isinstance(obj, dict):
+        if set(obj) == {"w", "m", "b", "v"}:
+            try:
+                return clock.resolve_iso(obj)
+            except Exception:
+                return None
+        return dict((k, _plain(v, clock)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, clock) for v in obj]
+    return obj
+
+
+def _tx_view(rec, clock):
+    view = dict((k, v) for k, v in rec.items() if k != "samples")
+    view["stop_samples"] = len(rec.get("samples") or ())
+    return _plain(view, clock)
+
+
+def journal(fw, request):
+    limit = request.get("limit", JOURNAL_LIMIT)
+    if type(limit) is not int or not 1 <= limit <= 10000:
+        return {"ok": False, "error": '"limit" must be a whole number from 1 to 10000'}
+    cp = fw.cp
+    journal, store, clock = cp.journal, cp.store, cp.clock
+    pending = []
+    for name in store.names("queue/")[:limit]:
+        entry = store.load(name)
+        if isinstance(entry, dict):
+            view = _plain(entry, clock)
+            rec = journal.get(entry.get("key")) if entry.get("key") else None
+            view["transaction_id"] = rec["transaction_id"] if rec else None
+            pending.append(view)
+    aside_names = store.names("setaside/")
+    set_aside = []
+    for name in aside_names[:limit]:
+        entry = store.load(name)
+        set_aside.append({"name": name, "content": _plain(entry, clock)})
+    corrupt = store.corrupt_names("")
+    return {"ok": True,
+            "pending_count": journal.pending_count(), "pending": pending,
+            "in_flight": journal.in_flight,
+            "set_aside_count": len(aside_names), "set_aside": set_aside,
+            "transactions": [_tx_view(r, clock) for r in journal.recent(TX_SHOWN)],
+            "corrupt_files": corrupt[:limit]}
