@@ -7,7 +7,7 @@ import pytest
 
 from ocpp_core.auth import authorization_decision
 from ocpp_core.station import StationProfile
-from tests.core_harness import Harness
+from tests.support.core_harness import Harness
 
 FAST = {"MinimumStatusDuration": 0}
 TAG = "04A1B2C3"

@@ -20,7 +20,7 @@ import pytest
 
 from firmware import maintenance, maintenance_handlers
 from firmware.maintenance import MaintenanceError, MaintenanceServer, socket_path
-from tests.conftest import ROOT, Bench, bench_port_of
+from tests.support.firmware_process import ROOT, Bench, bench_port_of
 from tools.diag import __main__ as diag_cli
 from tools.diag.client import MaintenanceClient
 

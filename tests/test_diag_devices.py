@@ -587,7 +587,7 @@ def test_against_the_running_firmware(ocpp_csms, firmware, tmp_path):
     """The devices of a running firmware (simulated hardware) through its real
     maintenance socket: meter, modem, a card for enrolment (which must not start
     anything), then the meter going offline."""
-    from tests.conftest import Bench, bench_port_of
+    from tests.support.firmware_process import Bench, bench_port_of
     data = str(tmp_path / "data")
     fw = firmware(ocpp_csms.url, data_dir=data, env={"RUNTIME_DIRECTORY": ""})
     ocpp_csms.wait_for("BootNotification")

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.conftest import Bench, bench_port_of
+from tests.support.firmware_process import Bench, bench_port_of
 
 
 @pytest.fixture(params=["mock", "emulated"])

@@ -8,7 +8,7 @@ positive event the firmware had to process first, never by waiting a while."""
 import json
 import signal
 
-from tests.conftest import Bench, bench_port_of
+from tests.support.firmware_process import Bench, bench_port_of
 
 TAG = "04A1B2C3"
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.firmware_process import ROOT
 
 
 def run_firmware(args, timeout=20):

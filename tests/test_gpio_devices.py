@@ -17,7 +17,7 @@ from hal_mocks.fake_gpio import (CONTACTOR_COIL, CONTACTOR_FEEDBACK, INDICATOR, 
                                  LOCK_MOTOR, LOCK_PULSE_LOCK, LOCK_PULSE_UNLOCK, FakeGPIO,
                                  install_fake_gpio, wiring_for)
 from hal_mocks.sim import SimContactor, SimWorld
-from tests.conftest import ROOT
+from tests.support.firmware_process import ROOT
 
 COIL, FEEDBACK = 17, 27
 LOCK_PIN, UNLOCK_PIN, LOCK_FB, MOTOR = 22, 23, 24, 16

@@ -10,7 +10,7 @@ from drivers.hal import (CableLock, ControlPilot, Contactor, DeviceError, Energy
 from hal_mocks.sim import (SimContactor, SimIndicator, SimLock, SimMeter, SimModem, SimPilot,
                            SimRfid, SimWorld, make_hal)
 from ocpp_core.metering import MeterSample
-from tests.device_fixtures import FakeClock
+from tests.support.device_fixtures import FakeClock
 
 
 @pytest.fixture

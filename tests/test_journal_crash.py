@@ -1,6 +1,6 @@
 """Crash safety of the journal, with real processes and SIGKILL.
 
-A worker (tests/journal_crash_worker.py) runs transactions against a journal in
+A worker (tests/support/journal_crash_worker.py) runs transactions against a journal in
 one data directory and keeps an independent fsynced log of every operation the
 journal acknowledged. It is killed with SIGKILL, again and again on the same
 directory: mostly at a chosen file-system step of the journal (every window
@@ -36,9 +36,10 @@ import time
 from ocpp_core.clock import Clock
 from ocpp_core.journal import Journal
 from ocpp_core.store import Store
-from tests.journal_crash_worker import CONFIG, JOURNAL_KW, check_payload, conf_for, ident
+from tests.support.journal_crash_worker import CONFIG, JOURNAL_KW, check_payload, conf_for, ident
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "journal_crash_worker.py")
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "support",
+                      "journal_crash_worker.py")
 SEED = 20240601
 ITERATIONS = 48
 MAX_OPS = 150

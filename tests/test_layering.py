@@ -154,7 +154,7 @@ def test_checker_reports_each_upward_import_with_file_and_line(tmp_path):
 
 
 def test_production_code_may_not_import_the_tests(tmp_path):
-    _tree(tmp_path, {"tools/x.py": "from tests.device_fixtures import FakeClock\n"})
+    _tree(tmp_path, {"tools/x.py": "from tests.support.device_fixtures import FakeClock\n"})
     assert layering_violations(tmp_path) == [
         os.path.join("tools", "x.py") + ":1: package tools imports package tests (not allowed)"]
 

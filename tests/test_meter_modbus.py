@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytest.importorskip("pymodbus")
 
 
-from tests.device_fixtures import FakeClock  # noqa: E402
+from tests.support.device_fixtures import FakeClock  # noqa: E402
 
 
 @pytest.fixture

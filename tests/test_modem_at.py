@@ -12,7 +12,7 @@ from drivers.modem_at import (AtModem, csq_to_dbm, is_final, looks_like_urc, nor
                               registration_stat)
 from hal_mocks.fake_modem import start_fake_modem
 from hal_mocks.sim import SimModem
-from tests.device_fixtures import closing_factory
+from tests.support.device_fixtures import closing_factory
 
 TIMEOUT = 0.3
 

@@ -10,7 +10,7 @@ import pytest
 
 from ocpp_core.station import StationProfile
 from ocpp_core.timestamps import parse_rfc3339
-from tests.core_harness import Harness
+from tests.support.core_harness import Harness
 
 FAST = {"MinimumStatusDuration": 0}
 

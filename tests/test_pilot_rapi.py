@@ -14,7 +14,7 @@ from drivers.pilot_rapi import (RapiPilot, RapiRefused, additive_checksum, encod
                                 parse_frame, xor_checksum)
 from hal_mocks.pty_device import PtyDevice
 from hal_mocks.rapi_board import start_rapi_board
-from tests.device_fixtures import closing_factory
+from tests.support.device_fixtures import closing_factory
 
 TIMEOUT = 0.3     # the driver's reply timeout in these tests
 

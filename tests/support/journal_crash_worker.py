@@ -1,7 +1,7 @@
 """Worker for tests/test_journal_crash.py: runs random transactions against a
 journal until it is killed (or has done its operations).
 
-    python tests/journal_crash_worker.py DATA_DIR ACK_LOG SEED KILL_AT KILL_AFTER MAX_OPS
+    python tests/support/journal_crash_worker.py DATA_DIR ACK_LOG SEED KILL_AT KILL_AFTER MAX_OPS
 
 Next to the journal it keeps an independent, append-only, fsynced log of what it
 has been told is durable (one line per acknowledged operation):
@@ -29,7 +29,7 @@ import random
 import signal
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
