@@ -1,7 +1,7 @@
 """The hardware settings of the station config: wiring, buses, ports.
 
     [meter]  port, model, address, baudrate, parity, stopbits, timeout
-    [rfid]   spi_bus, spi_device
+    [rfid]   spi_bus, spi_device, reset_pin (optional)
     [pilot]  port, baudrate
     [modem]  port, baudrate
     [gpio]   contactor_pin, contactor_active_high, contactor_feedback_pin,
@@ -115,9 +115,12 @@ def _exists(path):
     return os.path.exists(path)
 
 
-def meter_settings(section):
+SERIAL_BAUD = (1200, 921600)     # the range a Pi UART or USB adapter takes
+
+
+def meter_settings(section, must_exist=True):
     return {
-        "port": section.serial_port("port"),
+        "port": section.serial_port("port", must_exist),
         "model": section.text("model", METER_MODELS),
         "address": section.integer("address", 1, 247),
         "baudrate": section.integer("baudrate", 1200, 115200, choices=BAUD_RATES),
@@ -125,6 +128,19 @@ def meter_settings(section):
         "stopbits": section.integer("stopbits", 1, 2),
         "timeout": section.number("timeout", 0.05, 5.0),
     }
+
+
+def rfid_settings(section):
+    """[rfid]: the MFRC522 on /dev/spidev<spi_bus>.<spi_device>."""
+    return {"bus": section.integer("spi_bus", 0, 6),
+            "device": section.integer("spi_device", 0, 3),
+            "reset_pin": section.pin("reset_pin", optional=True)}
+
+
+def serial_settings(section, must_exist=True):
+    """[pilot] and [modem]: a serial port and its baud rate."""
+    return {"port": section.serial_port("port", must_exist),
+            "baudrate": section.integer("baudrate", SERIAL_BAUD[0], SERIAL_BAUD[1])}
 
 
 def pins_in_use(gpio):

@@ -14,7 +14,8 @@ and outlives the firmware process (hal_mocks.world_store keeps it).
 
 import os
 
-from firmware.device_config import Section, meter_settings, pins_in_use
+from firmware.device_config import (Section, meter_settings, pins_in_use, rfid_settings,
+                                    serial_settings)
 from firmware.station_config import ConfigError
 
 
@@ -83,12 +84,11 @@ def build_pi(cfg):
 
     sections = cfg.device_sections
     meter_cfg = meter_settings(Section("meter", sections.get("meter")))
-    pilot = Section("pilot", sections.get("pilot"))
-    modem = Section("modem", sections.get("modem"))
-    pilot_port, modem_port = pilot.serial_port("port"), modem.serial_port("port")
+    pilot_cfg = serial_settings(Section("pilot", sections.get("pilot")))
+    modem_cfg = serial_settings(Section("modem", sections.get("modem")))
     contactors, locks, indicator = _gpio_kwargs(cfg)
-    rfid = Section("rfid", sections.get("rfid"))
-    bus_no, dev_no = rfid.integer("spi_bus", 0, 6), rfid.integer("spi_device", 0, 3)
+    rfid_cfg = rfid_settings(Section("rfid", sections.get("rfid")))
+    bus_no, dev_no = rfid_cfg["bus"], rfid_cfg["device"]
     if not os.path.exists("/dev/spidev%d.%d" % (bus_no, dev_no)):
         raise ConfigError("[rfid] spi_bus/spi_device: /dev/spidev%d.%d does not exist "
                           "(enable SPI: raspi-config nonint do_spi 0, then reboot)"
@@ -101,11 +101,11 @@ def build_pi(cfg):
     except ValueError as e:
         raise ConfigError(str(e))
     connectors = {1: {"meter": ModbusMeter(**meter_cfg),
-                      "pilot": RapiPilot(pilot_port, baudrate=pilot.integer(
-                          "baudrate", 1200, 921600)),
+                      "pilot": RapiPilot(pilot_cfg["port"], baudrate=pilot_cfg["baudrate"]),
                       "contactor": None, "lock": None}}
-    hal = Hal(rfid=Mfrc522Reader(bus=bus_no, device=dev_no, gpio_bus=bus),
-              modem=AtModem(modem_port, baudrate=modem.integer("baudrate", 1200, 921600)),
+    hal = Hal(rfid=Mfrc522Reader(bus=bus_no, device=dev_no, gpio_bus=bus,
+                                 reset_pin=rfid_cfg["reset_pin"]),
+              modem=AtModem(modem_cfg["port"], baudrate=modem_cfg["baudrate"]),
               indicator=None, connectors=connectors)
     gpio.attach_to(hal)
     hal.on_close[:0] = [hal.rfid.close, connectors[1]["pilot"].close, hal.modem.close,

@@ -309,7 +309,10 @@ def test_slow_trace_reader_never_blocks_the_publisher():
             t = time.monotonic()
             server.publish_trace("tx", frame)
             worst = max(worst, time.monotonic() - t)
-        assert time.monotonic() - t0 < 5 and worst < 0.05, (time.monotonic() - t0, worst)
+        # A publisher that blocked on the full socket would wait for the reader,
+        # who reads nothing: forever. The bounds only absorb scheduling noise on
+        # a loaded 2-core CI machine (0.05 s per call failed there once).
+        assert time.monotonic() - t0 < 10 and worst < 1.0, (time.monotonic() - t0, worst)
         dropped = 0
         received = 0
         deadline = time.monotonic() + 10

@@ -342,16 +342,7 @@ def _section(args, name, overrides):
     for key, value in overrides.items():
         if value is not None:
             values[key] = str(value)
-    return _ToolSection(name, values)
-
-
-class _ToolSection(Section):
-    """The firmware's rules, except that a port that does not exist is left to
-    _check_port(): for this tool an unplugged adapter is a hardware fault (exit
-    status 1), not a bad setting."""
-
-    def serial_port(self, option, must_exist=True):
-        return Section.serial_port(self, option, must_exist=False)
+    return Section(name, values)
 
 
 def _typed(fn):
@@ -368,24 +359,19 @@ def meter_settings(args):
                                  "address": getattr(args, "address", None),
                                  "baudrate": getattr(args, "baudrate", None),
                                  "parity": getattr(args, "parity", None)})
-    return _typed(lambda: device_config.meter_settings(s))
+    return _typed(lambda: device_config.meter_settings(s, must_exist=False))
 
 
 def rfid_settings(args):
     s = _section(args, "rfid", {"spi_bus": getattr(args, "spi_bus", None),
                                 "spi_device": getattr(args, "spi_device", None)})
-    # The ranges of firmware/hal_factory.build_pi (device_config has no [rfid] rules yet).
-    return _typed(lambda: {"bus": s.integer("spi_bus", 0, 6),
-                           "device": s.integer("spi_device", 0, 3),
-                           "reset_pin": s.pin("reset_pin", optional=True)})
+    return _typed(lambda: device_config.rfid_settings(s))
 
 
 def modem_settings(args):
     s = _section(args, "modem", {"port": getattr(args, "port", None),
                                  "baudrate": getattr(args, "baudrate", None)})
-    # The range of firmware/hal_factory.build_pi (device_config has no [modem] rules yet).
-    return _typed(lambda: {"port": s.serial_port("port", must_exist=False),
-                           "baudrate": s.integer("baudrate", 1200, 921600)})
+    return _typed(lambda: device_config.serial_settings(s, must_exist=False))
 
 
 def _check_port(device, port):
