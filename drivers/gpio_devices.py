@@ -66,6 +66,7 @@ STATE_COLOURS = {
     "charging": "blue",
     "suspended": "yellow",
     "finishing": "cyan",
+    "reserved": "yellow",     # blinking on the RGB LED (steady yellow is "suspended")
     "unavailable": "magenta",
     "faulted": "red",
     "offline": "white",
@@ -81,6 +82,7 @@ COLOUR_CHANNELS = {   # (red, green, blue)
 }
 SINGLE_LED_OFF = ("unavailable",)   # a single LED is lit in every other state
 BLINKING_STATES = ("faulted",)       # blink for as long as the state lasts (both kinds)
+RGB_BLINKING_STATES = ("reserved",)  # ... on an RGB LED only (a single LED stays lit)
 
 
 def _first_line(error):
@@ -506,7 +508,8 @@ class GpioLock(_GpioDevice, CableLock):
 
 class GpioIndicator(_GpioDevice, Indicator):
     """Status LEDs: an RGB LED (red_pin, green_pin, blue_pin: STATE_COLOURS) or
-    a single LED (pin: on, off for "unavailable", blinking for "faulted").
+    a single LED (pin: on, off for "unavailable", blinking for "faulted"). On
+    the RGB LED "reserved" blinks yellow.
 
     show() never blocks: a thread of the indicator drives the LEDs. On a change
     of state the LED blinks blink_repeat times (period blink_s) and then stays
@@ -574,7 +577,8 @@ class GpioIndicator(_GpioDevice, Indicator):
             channels = (state not in SINGLE_LED_OFF,)
         half = self.blink_s / 2.0
         steps = [(True, half), (False, half)] * blink_repeat if state != self._state else []
-        loop = [(True, half), (False, half)] if state in BLINKING_STATES else None
+        blinking = state in BLINKING_STATES or (self.rgb and state in RGB_BLINKING_STATES)
+        loop = [(True, half), (False, half)] if blinking else None
         with self._cond:
             error, self._error = self._error, None
             self._state = state

@@ -114,11 +114,17 @@ class Modem:
         raise NotImplementedError
 
 
+# What an Indicator can show (firmware/main_loop.py maps each OCPP status to one).
+INDICATOR_STATES = ("available", "preparing", "charging", "suspended", "finishing",
+                    "reserved", "unavailable", "faulted", "offline")
+
+
 class Indicator:
     def show(self, state, blink_repeat=1, intensity=50):
-        """Show the station state: "available", "preparing", "charging",
-        "suspended", "finishing", "unavailable", "faulted", "offline";
-        intensity 0-100 % (LightIntensity), blink_repeat (BlinkRepeat)."""
+        """Show the station state: one of INDICATOR_STATES ("available",
+        "preparing", "charging", "suspended", "finishing", "reserved",
+        "unavailable", "faulted", "offline"); intensity 0-100 % (LightIntensity),
+        blink_repeat (BlinkRepeat)."""
         raise NotImplementedError
 
 

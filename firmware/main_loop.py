@@ -36,7 +36,7 @@ SHUTDOWN_GRACE = 3.0   # s; on SIGTERM, time to deliver the StopTransactions
 
 _INDICATOR = {"Available": "available", "Preparing": "preparing", "Charging": "charging",
               "SuspendedEV": "suspended", "SuspendedEVSE": "suspended",
-              "Finishing": "finishing", "Reserved": "preparing", "Unavailable": "unavailable",
+              "Finishing": "finishing", "Reserved": "reserved", "Unavailable": "unavailable",
               "Faulted": "faulted"}
 
 

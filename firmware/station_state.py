@@ -101,6 +101,7 @@ class StationProjection:
             "locked": c.locked if cp.profile.has_lock else None,
             "authorization_pending": c.authorization is not None,
             "transaction": _transaction(cp, c, sample),
+            "reservation": _reservation(c),
             "meter": meter,
         }
 
@@ -144,6 +145,17 @@ def _transaction(cp, c, sample):
             "energy_wh": energy, "started": cp.clock.resolve_iso(record["start"])}
 
 
+def _reservation(c):
+    """The reservation connector c is held for (Reserved), or None. A
+    connector-0 reservation shows on the connector it keeps free."""
+    res = getattr(c, "reservation", None)
+    if res is None:
+        return None
+    return {"reservation_id": res["id"], "connector_id": res["connector_id"],
+            "id_tag": res["id_tag"], "parent_id_tag": res["parent_id_tag"],
+            "expiry_date": res["expiry_date"]}
+
+
 def _sample_dict(sample):
     if sample is None:
         return None
@@ -162,7 +174,8 @@ def bench_view(state):
         tx = c["transaction"] or {}
         connectors[cid] = {"ocpp_status": c["ocpp_status"], "error_code": c["error_code"],
                            "transaction_id": tx.get("transaction_id"),
-                           "id_tag": tx.get("id_tag")}
+                           "id_tag": tx.get("id_tag"),
+                           "reservation": c.get("reservation")}
     return {"connectors": connectors,
             "ocpp": {"connected": state["link"]["connected"],
                      "registration": state["registration"],

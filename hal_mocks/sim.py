@@ -28,7 +28,7 @@ import threading
 import time
 
 from drivers.hal import (CableLock, ControlPilot, Contactor, DeviceError, EV_STATES, EnergyMeter,
-                         Hal, Indicator, Modem, ModemStatus, RfidReader)
+                         Hal, INDICATOR_STATES, Indicator, Modem, ModemStatus, RfidReader)
 from ocpp_core.metering import (CURRENT_IMPORT, ENERGY_IMPORT_REGISTER, FREQUENCY, POWER_IMPORT,
                                  VOLTAGE, MeterSample)
 
@@ -524,6 +524,9 @@ class SimIndicator(Indicator):
         self._showing = threading.Lock()   # keeps `last` and the world's record in step
 
     def show(self, state, blink_repeat=1, intensity=50):
+        if state not in INDICATOR_STATES:     # as a real indicator would refuse it
+            raise ValueError("unknown indicator state %r: one of %s"
+                             % (state, "|".join(INDICATOR_STATES)))
         shown = {"state": state, "blink_repeat": blink_repeat, "intensity": intensity}
         if self.world is None:
             self.last = shown

@@ -41,11 +41,22 @@ Decisions taken where the specification leaves room (each one tested):
   be used to indicate that the local authorization list is empty"), and a
   Differential update is compared with that reported version.
 - SendLocalList: a Full entry without idTagInfo, a negative version or a
-  malformed entry -> "Failed"; a resulting list longer than max_length ->
-  "Failed"; a Differential whose version is not above the current one ->
-  "VersionMismatch" (checked before the length). Duplicate idTags in one
-  message: the last one wins. A list that cannot be saved is not applied
-  ("Failed").
+  malformed entry -> "Failed"; more entries in the message than
+  SendLocalListMaxLength (9.2: "maximum number of identifications that can be
+  send in a single SendLocalList.req") -> "Failed"; a resulting list longer
+  than LocalAuthListMaxLength (9.2: the most "that can be stored") ->
+  "Failed"; a non-empty list with version 0 -> "Failed" (5.10 reserves 0 for
+  the empty list: GetLocalListVersion would misreport it); a Differential
+  whose version is not above the current one -> "VersionMismatch" (UpdateStatus
+  VersionMismatch: "version number in the request for a differential update is
+  less or equal then version number of current list"), checked before the
+  lengths. A Full update may go back in version (it replaces the list).
+  Duplicate idTags in one message: the last one wins. Every check is made on a
+  copy before anything is written: a failed update leaves the old list and
+  version untouched. A list that cannot be saved is not applied ("Failed").
+- The list is one file written by Store.save (temp file, fsync, rename): after
+  a crash in the middle of an update the station holds the old list or the new
+  one, never a mix, and the version always belongs to its entries.
 
 Standard library only (portable to MicroPython): plain classes and dicts.
 """
@@ -299,12 +310,20 @@ class LocalList:
     def __len__(self):
         return len(self._entries)
 
-    def apply(self, update_type, version, entries, max_length=None):
+    def apply(self, update_type, version, entries, max_length=None, max_message=None):
         """SendLocalList.req -> SendLocalList.conf status: "Accepted",
         "Failed" or "VersionMismatch". entries: the localAuthorizationList
         (list of {"idTag", "idTagInfo"?}) or None. max_length: the most
-        entries the list may hold (LocalAuthListMaxLength), None = no limit."""
+        entries the list may hold (LocalAuthListMaxLength), None = no limit.
+        max_message: the most entries one message may carry
+        (SendLocalListMaxLength), None = no limit."""
         if update_type not in (FULL, DIFFERENTIAL) or type(version) is not int or version < 0:
+            return "Failed"
+        if entries is not None and type(entries) is not list:
+            return "Failed"
+        if update_type == DIFFERENTIAL and version <= self.version:
+            return "VersionMismatch"
+        if max_message is not None and entries is not None and len(entries) > max_message:
             return "Failed"
         parsed = _parse_list_entries(entries)
         if parsed is None:
@@ -316,8 +335,6 @@ class LocalList:
                     return "Failed"
                 new_entries[key] = info
         else:
-            if version <= self.version:
-                return "VersionMismatch"
             new_entries = dict(self._entries)
             for key, info in parsed:
                 if info is None:
@@ -325,6 +342,8 @@ class LocalList:
                 else:
                     new_entries[key] = info
         if max_length is not None and len(new_entries) > max_length:
+            return "Failed"
+        if new_entries and version == 0:
             return "Failed"
         try:
             self._store.save(LIST_STORE_NAME, {"version": version, "entries": new_entries})
@@ -370,6 +389,13 @@ class Authorizer:
             if info is not None:
                 return "cache", info
         return None, None
+
+    def listed(self, id_tag):
+        """The Local Authorization List's idTagInfo for id_tag while the list
+        is enabled, else None (the cache is not consulted, nor touched)."""
+        if self.local_list is not None and self._flag("LocalAuthListEnabled"):
+            return self.local_list.get(id_tag)
+        return None
 
     def decide(self, id_tag, online):
         """("accepted", idTagInfo) | ("rejected", idTagInfo) | ("ask", None),

@@ -10,6 +10,8 @@ Where things are (see docs/architecture.md):
   core/            the Core profile: registration, status, authorization,
                    transactions, meter_values, availability, configuration,
                    data_transfer (one class per OCPP message)
+  reservation/     the Reservation profile: ReserveNow, CancelReservation and
+                   the Reservations service (expiry, Reserved, who may start)
   safety.py        when a session may start and energy may flow
   journal.py       transaction messages, durable      auth.py     idTag decisions
   config.py        configuration keys                 metering.py sampled values
@@ -30,6 +32,7 @@ from ocpp_core.events import Events
 from ocpp_core.journal import METER, START, STOP, Journal
 from ocpp_core.log import get_logger
 from ocpp_core.profiles import PROFILES
+from ocpp_core.reservation import Reservations
 from ocpp_core.safety import may_deliver_energy, session_refusal
 
 log = get_logger("ocpp.cp")
@@ -68,6 +71,7 @@ class ChargePoint:
         self.transactions = Transactions(self)
         self.sampling = MeterSampling(self)
         self.availability = Availability(self)
+        self.reservations = Reservations(self)   # persisted; ticked for expiry
         self.events.listen("config", self._config_changed)
         self._recover()
         for feature in PROFILES:
@@ -83,9 +87,9 @@ class ChargePoint:
     def connector(self, connector_id):
         return self.connectors.get(connector_id)
 
-    def session_refusal(self, c=None):
-        """Why no session may start now (on connector c); None when it may."""
-        return session_refusal(self, c)
+    def session_refusal(self, c=None, id_tag=None, id_tag_info=None):
+        """Why no session may start now (on connector c, for id_tag); None when it may."""
+        return session_refusal(self, c, id_tag, id_tag_info)
 
     def _recover(self):
         """After a power cut: end interrupted transactions with PowerLoss (their
@@ -104,6 +108,7 @@ class ChargePoint:
     # ------------------------------------------------------------------ outputs
     def refresh(self):
         """Recompute outputs and statuses from the current facts."""
+        self.reservations.sync()     # ends those of a Faulted/Unavailable connector (3.11)
         for c in self.connectors.values():
             self.apply_outputs(c)
             self.status.update(c.id, conn.derive_status(c, self.station_operative),
@@ -231,6 +236,7 @@ class ChargePoint:
 
     def _boot_answered(self, status, interval):
         if status == ACCEPTED:
+            self.reservations.expire()   # the clock is known now: no stale Reserved reported
             if interval > 0 and interval != self.config.get("HeartbeatInterval"):
                 self.config.set("HeartbeatInterval", interval)
             self.status.report_all()
@@ -253,6 +259,7 @@ class ChargePoint:
         waits.append(self.transactions.tick(now))
         waits.append(self.sampling.tick(now))
         waits.append(self.availability.tick(now))
+        waits.append(self.reservations.tick(now))
         self.journal.pump(self.rpc, now, self.online)
         waits.append(self.journal.next_due())
         waits.append(self.status.tick(self.online, now))

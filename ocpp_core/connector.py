@@ -70,6 +70,8 @@ class Connector:
         self.tx_auth_info = None       # idTagInfo the transaction was authorized with
         self.sample = None             # the last MeterSample
         self.next_sample_due = None    # monotonic time of the next periodic sample
+        self.reservation = None        # the reservation this connector is held for (set by
+                                       # ocpp_core/reservation Reservations.sync)
 
     @property
     def plugged(self):
@@ -108,7 +110,18 @@ def derive_status(c, station_operative=True):
         return UNAVAILABLE
     if c.finishing and c.plugged:
         return FINISHING
-    if c.plugged or c.authorization is not None:
+    if c.authorization is not None:
+        return PREPARING
+    # Reserved (4.9) until the reservation ends (A5/E1), its identity is
+    # presented (E2: an authorization, Preparing above), or the connector becomes
+    # Unavailable/Faulted (E8/E9). Reading: an EV plugged in without the reserved
+    # idTag does not leave Reserved (row E has no transition for it; the
+    # connector is still kept for the reservation and refuses other idTags); when
+    # the reserved idTag is presented with the EV already connected, the
+    # transaction starts at once and the status goes from Reserved to Charging.
+    if c.reservation is not None:
+        return RESERVED
+    if c.plugged:
         return PREPARING
     return AVAILABLE
 

@@ -2,8 +2,11 @@
 enters SupportedFeatureProfiles and its operations are registered with the
 dispatcher; nothing else needs an edit to add one."""
 
-from ocpp_core import core
+from ocpp_core import core, local_auth_list, remote_trigger, reservation
 
 PROFILES = (
     core,
+    local_auth_list,
+    remote_trigger,
+    reservation,
 )

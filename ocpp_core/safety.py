@@ -11,16 +11,28 @@ engine drives asks may_deliver_energy(). A rule added here holds everywhere.
 - Faults: no session and no energy with an unsafe fault on the connector or the
   station.
 - Reset: nothing starts and no energy flows once a Reset was accepted.
+- Reservation (3.11): no session on a reserved connector except for the
+  reserved idTag or one with the reservation's parentIdTag; a connector-0
+  reservation keeps one connector Available for its idTag
+  (ocpp_core/reservation, Reservations.blocking). Every start passes the idTag
+  and its idTagInfo; a start that does not know for whom it is (id_tag None)
+  is refused on a reserved connector. LOOKUP_PENDING as id_tag_info: the
+  idTag's parentIdTag is still to be looked up (before Authorize); only a
+  reservation that the parent alone can decide lets it through, and the start
+  asks again with the idTagInfo once it is known.
 - Energy also needs a transaction, the EV connected, the cable locked where
   there is a lock, and the EVSE not withholding it (e.g. MaxEnergyOnInvalidId).
 """
 
 from ocpp_core import connector as conn
 
+LOOKUP_PENDING = object()   # as id_tag_info: not known yet (see above); compared with `is`
 
-def session_refusal(cp, c=None):
-    """Why no new session may start now (on connector c, when given), as a short
-    phrase for the log; None when it may."""
+
+def session_refusal(cp, c=None, id_tag=None, id_tag_info=None):
+    """Why no new session may start now (on connector c, when given; for id_tag
+    with id_tag_info, when given), as a short phrase for the log; None when it
+    may."""
     reg = cp.registration
     if not reg.admits_sessions:
         return "the CSMS has not accepted the station (registration %s)" % reg.status
@@ -38,6 +50,14 @@ def session_refusal(cp, c=None):
         return "connector %d is faulted" % c.id
     if c.in_transaction:
         return "connector %d is in a transaction" % c.id
+    reservations = getattr(cp, "reservations", None)
+    if reservations is not None and reservations.items:
+        pending = id_tag_info is LOOKUP_PENDING
+        res = reservations.blocking(c, id_tag, None if pending else id_tag_info,
+                                    lookup_pending=pending)
+        if res is not None:
+            return "connector %d is reserved for another idTag (reservation %d%s)" % (
+                c.id, res["id"], "" if res["connector_id"] else ", connector 0")
     return None
 
 

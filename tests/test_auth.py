@@ -468,3 +468,40 @@ def test_same_group():
                           "CARD2", {"status": "Accepted", "parentIdTag": ""})
     assert Authorizer.same_group("A", g1, "B", g1) is True
     assert auth.normalize_tag("aBc") == "ABC"
+
+
+# --- Local Auth List Management: limits per message, version 0, listed() -------------------
+
+def test_local_list_message_limit_counts_the_message_entries():
+    local = LocalList(FakeStore())
+    three = entries(("A", "Accepted"), ("A", "Blocked"), ("B", "Accepted"))
+    # duplicates still count: the limit is on the message (9.2 SendLocalListMaxLength)
+    assert local.apply("Full", 1, three, max_message=2) == "Failed"
+    assert local.apply("Differential", 1, three, max_message=2) == "Failed"
+    assert len(local) == 0 and local.version == 0
+    assert local.apply("Full", 1, three, max_message=3, max_length=2) == "Accepted"
+    assert local.get("A") == {"status": "Blocked"}      # the last one wins
+
+
+def test_local_list_version_mismatch_before_the_limits():
+    local = LocalList(FakeStore())
+    local.apply("Full", 4, entries(("A", "Accepted")))
+    assert local.apply("Differential", 3, entries(("B", "Accepted"), ("C", "Accepted")),
+                       max_message=1) == "VersionMismatch"
+
+
+def test_local_list_non_empty_with_version_zero_fails():
+    local = LocalList(FakeStore())
+    assert local.apply("Full", 0, entries(("A", "Accepted"))) == "Failed"
+    assert local.apply("Full", 0, []) == "Accepted" and local.version == 0
+
+
+def test_listed_sees_the_enabled_list_only_and_leaves_the_cache_alone():
+    a, cache, local, _, cfg = make(ALL_ON)
+    cache.update("CACHED", {"status": "Accepted"})
+    local.apply("Full", 1, [{"idTag": "LISTED", "idTagInfo": {"status": "Accepted",
+                                                              "parentIdTag": "G"}}])
+    assert a.listed("listed") == {"status": "Accepted", "parentIdTag": "G"}
+    assert a.listed("CACHED") is None
+    cfg["LocalAuthListEnabled"] = False
+    assert a.listed("LISTED") is None

@@ -103,16 +103,11 @@ def test_the_engine_refuses_a_measurand_the_configured_meter_cannot_deliver(tmp_
     """The meter's measurands reach the engine's StationProfile: on an SDM72
     (no voltage register) Voltage is Rejected, as it must not be accepted and
     then silently left out of every MeterValues."""
-    import argparse
-
     from drivers.meter_maps import MAPS
     from firmware.hal_factory import build_hal
     from firmware.main_loop import Firmware
-    from firmware.station_config import load
-    cfg = load(argparse.Namespace(config=None, hal="mock", csms_url="ws://127.0.0.1:9/ocpp",
-                                  charge_point_id="CP-SDM72", password=None,
-                                  data_dir=str(tmp_path / "data"), bench_port="0",
-                                  log_level=None))
+    from tests.support.firmware_process import mock_station_config
+    cfg = mock_station_config(tmp_path / "data", "CP-SDM72")
     hal = build_hal(cfg)
     try:
         hal.meter_measurands = lambda: MAPS["SDM72"].measurands     # as an SDM72 HAL says

@@ -816,6 +816,12 @@ CSMS_CALLS = {
     "RemoteStartTransaction": {"idTag": "04A1B2C3", "connectorId": 1},
     "RemoteStopTransaction": {"transactionId": 99},
     "UnlockConnector": {"connectorId": 1},
+    "GetLocalListVersion": {},
+    "SendLocalList": {"listVersion": 1, "updateType": "Full"},
+    "TriggerMessage": {"requestedMessage": "StatusNotification"},
+    "ReserveNow": {"connectorId": 1, "expiryDate": "2027-01-01T00:00:00Z", "idTag": "R1",
+                   "reservationId": 1},
+    "CancelReservation": {"reservationId": 99},
     "Reset": {"type": "Soft"},          # last: it restarts the station
 }
 

@@ -1,7 +1,6 @@
 """firmware/station_state.py: the one projection of the engine's state that the
 bench's status (the bench contract) and the maintenance socket both show."""
 
-import argparse
 
 from firmware.station_state import FirstSeen, aged, bench_view
 
@@ -21,9 +20,9 @@ def test_bench_view_has_every_field_of_the_contract():
     assert bench_view(state) == {
         "connectors": {
             "1": {"ocpp_status": "Charging", "error_code": "NoError", "transaction_id": 17,
-                  "id_tag": "04A1B2C3"},
+                  "id_tag": "04A1B2C3", "reservation": None},
             "2": {"ocpp_status": "Faulted", "error_code": "PowerMeterFailure",
-                  "transaction_id": None, "id_tag": None},
+                  "transaction_id": None, "id_tag": None, "reservation": None},
         },
         "ocpp": {"connected": True, "registration": "Accepted", "queued_messages": 2},
     }
@@ -55,11 +54,8 @@ def test_a_reading_published_again_keeps_its_age():
 def test_the_bench_and_the_maintenance_socket_show_one_projection(tmp_path):
     from firmware.hal_factory import build_hal
     from firmware.main_loop import Firmware
-    from firmware.station_config import load
-    cfg = load(argparse.Namespace(config=None, hal="mock", csms_url="ws://127.0.0.1:9/ocpp",
-                                  charge_point_id="CP-PROJ-1", password=None,
-                                  data_dir=str(tmp_path / "data"), bench_port="0",
-                                  log_level=None))
+    from tests.support.firmware_process import mock_station_config
+    cfg = mock_station_config(tmp_path / "data", "CP-PROJ-1")
     hal = build_hal(cfg)
     try:
         fw = Firmware(cfg, hal)          # built, not started: its first projection is published

@@ -7,7 +7,12 @@ state between the steps. With --interactive the station keeps running
 afterwards so a person can drive it (bench CLI in another terminal, CSMS
 commands at the prompt).
 
-    python -m tools.bench_demo [--charge-seconds 20] [--interactive] [--keep-data]
+--scenario reservation plays the Reservation profile instead: the CSMS reserves
+connector 1 for the card (ReserveNow), another card is refused, the reserved
+card charges (its StartTransaction carries the reservationId).
+
+    python -m tools.bench_demo [--scenario charging|reservation] [--charge-seconds 20]
+                               [--interactive] [--keep-data]
 """
 
 import argparse
@@ -23,6 +28,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CP_ID = "CP-BENCH-1"
 CARD = "04A1B2C3"
+OTHER_CARD = "DEADBEEF"      # accepted by the bench CSMS too: only the reservation refuses it
+SCENARIOS = ("charging", "reservation")
 
 
 def say(text):
@@ -98,6 +105,50 @@ class Demo:
     def show(self):
         print(hardware_line(self.bench("status")), flush=True)
 
+    def wait_log(self, text, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                if text in f.read():
+                    return
+            time.sleep(0.05)    # a log file has no change notification
+        raise RuntimeError("the firmware did not log %r; see %s" % (text, self.log_path))
+
+    def play_reservation(self):
+        a = self.args
+        self.csms.call(CP_ID, "ChangeConfiguration", {"key": "MinimumStatusDuration", "value": "0"})
+        self.show()
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+        say("the CSMS reserves connector 1 for card %s until %s (ReserveNow)" % (CARD, expiry))
+        answer = self.csms.call(CP_ID, "ReserveNow", {"connectorId": 1, "expiryDate": expiry,
+                                                      "idTag": CARD, "reservationId": 1})
+        if answer.get("status") != "Accepted":
+            raise RuntimeError("ReserveNow answered %s" % answer)
+        self.wait_status("Reserved")
+        self.show()
+        say("plugging in an EV and tapping another card, %s: refused, the connector is "
+            "reserved" % OTHER_CARD)
+        self.bench("plug", connector=1)
+        self.bench("tap", uid=OTHER_CARD)
+        self.wait_log("card %s ignored" % OTHER_CARD)
+        self.show()
+        say("tapping the reserved card %s: it charges (StartTransaction with reservationId 1)"
+            % CARD)
+        self.bench("tap", uid=CARD)
+        self.wait_status("Charging")
+        self.show()
+        end = time.monotonic() + a.charge_seconds
+        while time.monotonic() < end:
+            time.sleep(min(2.0, max(0.0, end - time.monotonic())))
+            self.show()
+        say("tapping the card again and unplugging")
+        self.bench("tap", uid=CARD)
+        self.wait_status("Finishing")
+        self.bench("unplug", connector=1)
+        self.wait_status("Available")
+        self.show()
+        say("done: the reservation was honoured and ended by its transaction")
+
     def play(self):
         a = self.args
         say("the CSMS asks for meter values every %d s, and every status at once "
@@ -155,6 +206,8 @@ class Demo:
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m tools.bench_demo", description=__doc__.split("\n")[0])
+    p.add_argument("--scenario", choices=SCENARIOS, default="charging",
+                   help="what to play (default %(default)s)")
     p.add_argument("--charge-seconds", type=int, default=20)
     p.add_argument("--sample-interval", type=int, default=5)
     p.add_argument("--heartbeat", type=int, default=60)
@@ -167,7 +220,10 @@ def main(argv=None):
     demo = Demo(args)
     try:
         demo.start()
-        demo.play()
+        if args.scenario == "reservation":
+            demo.play_reservation()
+        else:
+            demo.play()
         if args.interactive:
             demo.interactive()
     except KeyboardInterrupt:

@@ -374,6 +374,17 @@ def csms_calls(rig, n):
             rig.pump()
         cases.append(case)
 
+    for message in ("StatusNotification", "MeterValues", "Heartbeat"):
+        # The 60 s triggered-function budget: TriggerMessage -> the message it asks for.
+        case = Case("(c) TriggerMessage %s" % message, message)
+        for _ in range(n):
+            msg_id, event = inject("TriggerMessage", {"requestedMessage": message,
+                                                      "connectorId": 1}
+                                   if message != "Heartbeat" else {"requestedMessage": message})
+            measure(rig, case, event, is_call(message))
+            rig.pump()
+        cases.append(case)
+
     case = Case("(c) RemoteStartTransaction, EV plugged", "CALLRESULT")
     for _ in range(n):
         rig.ev("B")

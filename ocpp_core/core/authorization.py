@@ -51,12 +51,35 @@ class ClearCache:
 def learn(cp, id_tag, id_tag_info):
     """Take in an idTagInfo the CSMS answered (Authorize, Start- and
     StopTransaction). When it disagrees with the Local Authorization List, the
-    station reports errorCode LocalListConflict on connector 0 (7.6, a warning:
-    charging goes on) until a restart: the Local Auth List Management profile,
-    which can update the list, is where it will be cleared. Without that profile
-    the list is not consulted (LocalAuthListEnabled is absent) and never conflicts."""
+    station reports errorCode LocalListConflict on connector 0 (3.5.3, 7.6; a
+    warning: charging goes on, the CSMS's answer is the one used) until the
+    list is next updated successfully (local_list_updated). Without the Local
+    Auth List Management profile the list is not consulted
+    (LocalAuthListEnabled is absent) and never conflicts."""
     if cp.auth.learn(id_tag, id_tag_info):
         cp.fault(0, "LocalListConflict", "CSMS and local list disagree on %s" % id_tag)
+
+
+def local_list_updated(cp):
+    """A SendLocalList was accepted: the CSMS has just said what the list is,
+    so a LocalListConflict on connector 0 is over (it is raised again by the
+    next answer that disagrees with the new list)."""
+    cp.fault_cleared(0, "LocalListConflict")
+
+
+def _group_info(cp, id_tag, info):
+    """info, completed with the parentIdTag the (enabled) Local Authorization
+    List gives id_tag when info has none: a CSMS answer without parentIdTag
+    does not take a listed card out of its group (the list's entries are
+    idTagInfo, parentIdTag included: 5.15, AuthorizationData)."""
+    if info is not None and info.get("parentIdTag"):
+        return info
+    listed = cp.auth.listed(id_tag)
+    if listed is None or not listed.get("parentIdTag"):
+        return info
+    out = dict(info) if info is not None else {"status": listed["status"]}
+    out["parentIdTag"] = listed["parentIdTag"]
+    return out
 
 
 def transaction_stopped_by(cp, id_tag, info=None):
@@ -68,6 +91,8 @@ def transaction_stopped_by(cp, id_tag, info=None):
     Blocked or Expired card of the group does not end somebody else's session.
     """
     valid = info is not None and is_valid(info, cp.clock.now())
+    if valid:
+        info = _group_info(cp, id_tag, info)
     for c in cp.connectors.values():
         if not c.in_transaction:
             continue
@@ -77,6 +102,7 @@ def transaction_stopped_by(cp, id_tag, info=None):
         started_info = record.get("id_tag_info") or c.tx_auth_info
         if same_group(record["id_tag"], None, id_tag, None):
             return c
-        if valid and same_group(record["id_tag"], started_info, id_tag, info):
+        if valid and same_group(record["id_tag"], _group_info(cp, record["id_tag"], started_info),
+                                id_tag, info):
             return c
     return None

@@ -45,6 +45,20 @@ class MeterSampling:
         interval = self.cp.config.get("MeterValueSampleInterval")
         c.next_sample_due = self.cp.clock.monotonic() + interval if interval > 0 else None
 
+    def trigger(self, c):
+        """TriggerMessage(MeterValues): c's latest reading of MeterValuesSampledData
+        with context Trigger, queued like any MeterValues (after c's transaction
+        messages, with its transactionId). False when there is nothing to send."""
+        values = self.values(c, self.cp.config.get("MeterValuesSampledData"), "Trigger")
+        if not values:
+            return False
+        self.cp.journal.queue_meter_values(c.tx_key, c.id,
+                                           [{"at": self.cp.clock.stamp(), "sampledValue": values}])
+        return True
+
+    def can_trigger(self, c):
+        return bool(self.values(c, self.cp.config.get("MeterValuesSampledData"), "Trigger"))
+
     def tick(self, now_mono):
         """Take what is due; seconds until the next sample, or None."""
         waits = [w for w in (self._periodic(now_mono), self._aligned(now_mono)) if w is not None]

@@ -147,6 +147,13 @@ class Registration:
         self._adopt_time(payload["currentTime"])
         status = payload["status"]
         interval = payload["interval"]
+        if self.status == ACCEPTED and status != ACCEPTED:
+            # Only a triggered BootNotification can be answered once accepted: a
+            # TriggerMessage does not reset the registration (5.17), so neither
+            # does its answer. The CSMS can refuse us at the next (re)boot.
+            log.warning("triggered BootNotification answered %s; the registration stays "
+                        "Accepted", status)
+            return
         self._remember(status)
         if status == ACCEPTED:
             self.status = ACCEPTED
@@ -180,6 +187,27 @@ class Registration:
         self._next_boot = self.clock.monotonic() + RETRY_AFTER_FAILURE
         log.warning("BootNotification failed (%s: %s); next attempt in %d s",
                     code, description, RETRY_AFTER_FAILURE)
+
+    def trigger_boot(self):
+        """TriggerMessage(BootNotification): one goes out now. Before acceptance
+        it is the next registration attempt, brought forward; afterwards an
+        Accepted answer only brings the time and the interval (the statuses are
+        reported again, as after any accepted boot)."""
+        if self._boot_in_flight:
+            return
+        if self.status != ACCEPTED:
+            self._next_boot = 0.0       # tick() sends it
+            return
+        self._send_boot()
+
+    def trigger_heartbeat(self):
+        """TriggerMessage(Heartbeat): one goes out now; the interval counts from it."""
+        if self._heartbeat_in_flight or not self.rpc.connected:
+            return
+        self._last_beat = self.clock.monotonic()
+        self._heartbeat_in_flight = True
+        self.rpc.call("Heartbeat", {}, on_result=self._heartbeat_result,
+                      on_error=self._heartbeat_error)
 
     # --- Heartbeat -------------------------------------------------------------------
     def _heartbeat_result(self, payload):

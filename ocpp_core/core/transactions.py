@@ -4,7 +4,10 @@ the authorization to the stop, and the messages that carry it.
 - Transactions: the lifecycle service. A card or a remote start authorizes a
   connector (grant), the transaction starts when the EV is connected (and the
   cable locked where there is a lock), and stops by card, remote stop, EV
-  disconnect, fault, reset or unlock. Every start asks safety.session_refusal.
+  disconnect, fault, reset or unlock. Every start asks safety.session_refusal
+  with the idTag and its idTagInfo (a reserved connector serves only its
+  reservation's idTag or parentIdTag group, 3.11); a start that ends a
+  reservation carries its reservationId in StartTransaction.
 - StartTransaction / StopTransaction: how the journal builds each message from
   the transaction record when it is sent, and what their answers do.
 - RemoteStartTransaction / RemoteStopTransaction: the CSMS's calls.
@@ -17,6 +20,7 @@ from ocpp_core.auth import is_valid
 from ocpp_core.core.authorization import learn, transaction_stopped_by
 from ocpp_core.log import get_logger
 from ocpp_core.rpc import Reply
+from ocpp_core.safety import LOOKUP_PENDING
 from ocpp_core.station import LOCK_TIMEOUT
 
 log = get_logger("ocpp.cp")
@@ -44,7 +48,9 @@ class Transactions:
             log.info("card %s ignored: %s", id_tag, refusal)
             return
         busy = any(c.in_transaction for c in cp.connectors.values())
-        if self.connector_for_new_session() is None and not busy:
+        # The parentIdTag a reservation may need is not known yet: it comes from
+        # the local list, the cache or Authorize.conf (3.11); _card_decided asks again.
+        if self.connector_for_new_session(id_tag, LOOKUP_PENDING) is None and not busy:
             log.info("card %s ignored: no connector can start a session", id_tag)
             return
         cp.authorize(id_tag, lambda accepted, info: self._card_decided(id_tag, accepted, info))
@@ -57,15 +63,24 @@ class Transactions:
         if not accepted:
             log.info("card %s not authorized (%s)", id_tag, (info or {}).get("status"))
             return
-        target = self.connector_for_new_session()
+        target = self.connector_for_new_session(id_tag, info)
         if target is not None:
             self.grant(target, id_tag, info)
+        else:
+            log.info("card %s: no connector may start a session for it", id_tag)
 
-    def connector_for_new_session(self):
-        """The connector a card or a remote start without connectorId serves: an
-        EV waiting, else a free connector, else one whose session finished."""
+    def connector_for_new_session(self, id_tag=None, info=None):
+        """The connector a card or a remote start without connectorId serves
+        (for id_tag with idTagInfo info): an EV waiting, else a free connector,
+        else one whose session finished; a connector reserved for this idTag
+        first in each kind."""
         cp = self.cp
-        usable = [c for c in cp.connectors.values() if cp.session_refusal(c) is None]
+        usable = [c for c in cp.connectors.values()
+                  if cp.session_refusal(c, id_tag, info) is None]
+        if id_tag is not None:
+            known = None if info is LOOKUP_PENDING else info
+            mine = [c for c in usable if cp.reservations.reserved_for(c, id_tag, known)]
+            usable = mine + [c for c in usable if c not in mine]
         for c in usable:
             if c.plugged and not c.finishing and c.authorization is None:
                 return c
@@ -81,7 +96,7 @@ class Transactions:
         """idTag authorized on connector c: the transaction starts once the EV is
         connected (at once when it is), unless a safety rule refuses it."""
         cp = self.cp
-        refusal = cp.session_refusal(c)
+        refusal = cp.session_refusal(c, id_tag, info)
         if refusal is not None:
             log.info("authorization of %s on connector %d dropped: %s", id_tag, c.id, refusal)
             c.authorization = None
@@ -97,8 +112,13 @@ class Transactions:
         """A RemoteStartTransaction accepted for connector c (5.11)."""
         cp = self.cp
         if not cp.config.get("AuthorizeRemoteTxRequests"):
-            self.grant(c, id_tag, {"status": "Accepted"})
-            return
+            info = self.known_info(id_tag)
+            info = {"status": "Accepted"} if info is LOOKUP_PENDING else info
+            if cp.session_refusal(c, id_tag, info) is None:
+                self.grant(c, id_tag, info)
+                return
+            # A reservation that only the idTag's parentIdTag can open, and the
+            # parent is not known locally: 3.11 says SHALL send Authorize.req.
         # Hold the connector while the authorization is under way.
         c.authorization = {"id_tag": id_tag, "info": None, "since": cp.clock.monotonic(),
                            "pending": True}
@@ -114,6 +134,17 @@ class Transactions:
                 cp.refresh()
 
         cp.authorize(id_tag, decided)
+
+    def known_info(self, id_tag):
+        """The idTagInfo the local list or the cache holds for id_tag (3.11: where
+        a parentIdTag MAY be looked up), else LOOKUP_PENDING."""
+        _, info = self.cp.auth.lookup(id_tag)
+        if info is None:
+            return LOOKUP_PENDING
+        out = {"status": "Accepted"}
+        if info.get("parentIdTag"):
+            out["parentIdTag"] = info["parentIdTag"]
+        return out
 
     def drop_authorizations(self, why, targets=None):
         """Forget authorizations waiting for a plug-in (or a lock) on targets
@@ -163,7 +194,7 @@ class Transactions:
         auth = c.authorization
         if auth is None or c.in_transaction:
             return
-        refusal = cp.session_refusal(c)
+        refusal = cp.session_refusal(c, auth["id_tag"], auth["info"])
         if refusal is not None:
             self.drop_authorizations(refusal, [c])
             return
@@ -175,11 +206,15 @@ class Transactions:
         meter_start = self.energy_wh(c)
         if meter_start is None:
             meter_start = self.last_known_wh(c)
+        reservation = cp.reservations.for_start(c, auth["id_tag"], auth["info"])
         c.authorization = None
         c.finishing = False
         c.suspended_evse = False
         c.tx_key = cp.journal.begin(c.id, auth["id_tag"], meter_start,
+                                    reservation_id=reservation["id"] if reservation else None,
                                     first_sample=cp.sampling.stop_entry(c, "Transaction.Begin"))
+        if reservation is not None:   # 3.11 (1); after the journal: a crash keeps it, not loses it
+            cp.reservations.end(reservation["id"], "its transaction started")
         c.tx_auth_info = auth["info"]
         cp.sampling.transaction_started(c)
         log.info("transaction started on connector %d for %s (meter %d Wh)",
@@ -360,7 +395,10 @@ class RemoteStartTransaction:
 
     Rejected for connector 0 or an unknown connector, a connector that is busy or
     where no session may start (safety.session_refusal: not accepted by the CSMS,
-    unavailable, faulted, a reset under way), and for a chargingProfile whose
+    unavailable, faulted, a reset under way, reserved for another idTag: 3.11,
+    decided here from the idTag and the parentIdTag the local list or cache
+    knows; when only an unknown parent can decide, Accepted and the Authorize
+    that follows decides), and for a chargingProfile whose
     purpose is not TxProfile. While the registration is Pending the dispatcher
     answers Rejected before this handler is reached (4.2). Otherwise Accepted;
     then the idTag is authorized as if it had been presented locally when
@@ -379,9 +417,12 @@ class RemoteStartTransaction:
         profile = payload.get("chargingProfile")
         if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
             return {"status": "Rejected"}
+        id_tag = payload["idTag"]
+        info = cp.transactions.known_info(id_tag)   # a reservation may need its parentIdTag
         c = cp.connector(cid) if cid is not None else \
-            cp.transactions.connector_for_new_session()
-        if c is None or c.authorization is not None or cp.session_refusal(c) is not None:
+            cp.transactions.connector_for_new_session(id_tag, info)
+        if c is None or c.authorization is not None or \
+                cp.session_refusal(c, id_tag, info) is not None:
             return {"status": "Rejected"}
         return Reply({"status": "Accepted"},
                      then=lambda: cp.transactions.remote_start(c, payload["idTag"]))

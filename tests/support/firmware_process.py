@@ -124,3 +124,14 @@ class RawCsms:
     def stop(self):
         self.server.shutdown()
         self.thread.join(5)
+
+
+def mock_station_config(data_dir, charge_point_id="CP-TEST-1"):
+    """The station config `python -m firmware --hal mock` would load (no INI),
+    for tests that build the Firmware object in process."""
+    import argparse
+
+    from firmware.station_config import load
+    return load(argparse.Namespace(config=None, hal="mock", csms_url="ws://127.0.0.1:9/ocpp",
+                                   charge_point_id=charge_point_id, password=None,
+                                   data_dir=str(data_dir), bench_port="0", log_level=None))
