@@ -50,14 +50,24 @@ def main(argv=None):
     except ConfigError as e:
         return _fail(e)
     logging_setup.setup(cfg.log_level)
-    from firmware.maintenance import MaintenanceError, MaintenanceServer, socket_path
+    from firmware.maintenance import MaintenanceError, MaintenanceServer, MediumError, socket_paths
     # First of all: a firmware already running on this data dir answers on its
-    # socket, and this one must then not touch the journal.
-    maint = MaintenanceServer(socket_path(cfg.data_dir), None)
-    try:
-        maint.start()
-    except MaintenanceError as e:
-        return _fail(e)
+    # socket, and this one must then not touch the journal. A data dir that
+    # cannot hold the socket (read-only, full) is not fatal: the socket goes to
+    # the fallback place (maintenance.fallback_socket_path), checked there too.
+    paths = socket_paths(cfg.data_dir)
+    maint = None
+    for i, path in enumerate(paths):
+        maint = MaintenanceServer(path, None)
+        try:
+            maint.start()
+            break
+        except MediumError as e:
+            if i + 1 == len(paths):
+                return _fail(e)
+            log.warning("%s; using %s instead", e, paths[i + 1])
+        except MaintenanceError as e:    # another firmware answers, a bad path, ...
+            return _fail(e)
     try:
         return _run(cfg, maint)
     finally:

@@ -14,7 +14,7 @@ systemd status line and the indicator all show that one projection.
 import logging
 import queue
 
-from firmware import maintenance_handlers
+from firmware import maintenance_handlers, store_faults
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker)
 from firmware.events import (CARD, DOWN, EV, FAULT, FAULT_CLEARED, FRAME, LOCK, MAINTENANCE,
@@ -74,7 +74,7 @@ class Firmware:
                              self.events)
         self.rpc = RpcEndpoint(CHARGE_POINT, self.link.send, clock=self.clock.monotonic,
                                trace=self._trace_frame)
-        self.store = Store(cfg.data_dir)
+        self.store = Store(cfg.data_dir, faults=store_faults.from_environment(), probe=True)
         self.profile = StationProfile(number_of_connectors=len(hal.connectors),
                                       fixed_cable=cfg.fixed_cable,
                                       max_current_a=cfg.max_current_a, phases=cfg.phases,
@@ -162,7 +162,12 @@ class Firmware:
         self.systemd.ready("connecting to %s" % self.cfg.csms_url)
         try:
             while self._running:
-                wait = self.cp.tick()
+                try:
+                    wait = self.cp.tick()
+                except Exception:
+                    # Like an event: a bug in one timer must not take the station down.
+                    log.exception("engine tick failed")
+                    wait = 1.0
                 ping = self.systemd.watchdog()
                 self._step(min(wait, ping) if ping else wait)
         finally:
@@ -247,8 +252,11 @@ class Firmware:
         when they change: a new SIM)."""
         fresh = {"iccid": status.iccid, "imsi": status.imsi}
         if fresh != self._saved_modem and (status.iccid or status.imsi):
-            self.store.save("modem", fresh)
-            self._saved_modem = fresh
+            try:
+                self.store.save("modem", fresh)
+                self._saved_modem = fresh
+            except OSError:
+                pass     # a failing data dir (reported by the store): tried again next time
         self.modem_status = status
 
     def _graceful_stop(self):

@@ -75,6 +75,32 @@ class MaintenanceError(Exception):
     """The socket cannot be set up; str(e) is one line for the technician."""
 
 
+class MediumError(MaintenanceError):
+    """The socket's folder or file cannot be written (a read-only or full data dir)."""
+
+
+class AlreadyRunning(MaintenanceError):
+    """Another firmware answers on the socket: this one must not start."""
+
+
+def fallback_socket_path(data_dir):
+    """Where the socket goes when <data-dir>/run cannot hold it (a read-only or
+    full data dir): a private folder in the temp dir, named after the data dir
+    and our uid, so that the tools (and a second firmware) find it too."""
+    import hashlib
+    import tempfile
+    digest = hashlib.sha256(os.path.abspath(data_dir).encode("utf-8", "surrogateescape"))
+    folder = "pi-ocpp-%d-%s" % (os.geteuid(), digest.hexdigest()[:12])
+    return os.path.join(tempfile.gettempdir(), folder, SOCKET_NAME)
+
+
+def socket_paths(data_dir, environ=None):
+    """Every place the socket of a firmware with this data dir may be, in order."""
+    primary = socket_path(data_dir, environ)
+    fallback = fallback_socket_path(data_dir)
+    return [primary] if primary == fallback else [primary, fallback]
+
+
 def socket_path(data_dir, environ=None):
     """Where the maintenance socket of a firmware with this data dir lives."""
     environ = os.environ if environ is None else environ
@@ -179,7 +205,7 @@ class MaintenanceServer(LineServer):
                     os.unlink(self.path)
                 except OSError:
                     pass
-            raise MaintenanceError("cannot create the maintenance socket %s: %s"
+            raise MediumError("cannot create the maintenance socket %s: %s"
                                    % (self.path, one_line(e.strerror or e)))
         self.start_serving(listener, "maintenance-accept")
         # Nothing at INFO yet: a start-up that fails next must print one line only.
@@ -197,7 +223,7 @@ class MaintenanceServer(LineServer):
             os.makedirs(directory, mode=0o700, exist_ok=True)
             st = os.lstat(directory)
         except OSError as e:
-            raise MaintenanceError("cannot create the maintenance socket directory %s: %s"
+            raise MediumError("cannot create the maintenance socket directory %s: %s"
                                    % (directory, one_line(e.strerror or e)))
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
             raise MaintenanceError("%s is not a plain directory: the maintenance socket "
@@ -236,7 +262,7 @@ class MaintenanceServer(LineServer):
                 raise MaintenanceError("cannot check the old maintenance socket %s: %s"
                                        % (self.path, one_line(e.strerror or e)))
         else:
-            raise MaintenanceError("another firmware is running with this data directory "
+            raise AlreadyRunning("another firmware is running with this data directory "
                                    "(its maintenance socket %s answers)" % self.path)
         finally:
             probe.close()
@@ -245,7 +271,7 @@ class MaintenanceServer(LineServer):
         except FileNotFoundError:
             pass
         except OSError as e:
-            raise MaintenanceError("cannot remove the stale maintenance socket %s: %s"
+            raise MediumError("cannot remove the stale maintenance socket %s: %s"
                                    % (self.path, one_line(e.strerror or e)))
         self.replaced_stale = True
         log.debug("replaced a stale maintenance socket left by an earlier run")

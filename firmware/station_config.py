@@ -171,6 +171,10 @@ def load(flags):
         os.makedirs(cfg.data_dir, exist_ok=True)
     except OSError as e:
         raise ConfigError("data directory %s cannot be created: %s" % (cfg.data_dir, e.strerror))
-    if not os.access(cfg.data_dir, os.W_OK | os.X_OK):
-        raise ConfigError("data directory %s is not writable" % cfg.data_dir)
+    if not os.path.isdir(cfg.data_dir):
+        raise ConfigError("data directory %s is not a directory" % cfg.data_dir)
+    if not os.access(cfg.data_dir, os.R_OK | os.X_OK):
+        raise ConfigError("data directory %s is not readable" % cfg.data_dir)
+    # Not writable (a worn-out SD card turns read-only) is not fatal: the station
+    # boots degraded and reports it (ocpp_core/store.py, README "When the SD card fails").
     return cfg

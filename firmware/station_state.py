@@ -81,6 +81,7 @@ class StationProjection:
                                       "failures": w.failures, "faulted": w.faulted})
                             for w in getattr(fw, "workers", ())),
             "pending_reboot": cp.config.pending_reboot(),
+            "storage": _storage(cp),
         }
 
     def _connector(self, cp, cid, c, now):
@@ -102,6 +103,7 @@ class StationProjection:
             "authorization_pending": c.authorization is not None,
             "transaction": _transaction(cp, c, sample),
             "reservation": _reservation(c),
+            "charging_profiles": _charging_profiles(cp, c),
             "meter": meter,
         }
 
@@ -133,6 +135,17 @@ def _station(fw):
     }
 
 
+def _storage(cp):
+    """The data dir's health (ocpp_core/store.py): writable, free bytes, the problem."""
+    store = cp.store
+    problem = getattr(store, "problem", None)
+    free = getattr(store, "free_bytes", None)
+    return {"writable": problem is None, "problem": problem,
+            "detail": getattr(store, "problem_detail", None),
+            "free_bytes": free() if free else None,
+            "not_durable": cp.journal.not_durable()}
+
+
 def _transaction(cp, c, sample):
     record = cp.journal.get(c.tx_key) if c.tx_key else None
     if record is None:
@@ -143,6 +156,14 @@ def _transaction(cp, c, sample):
     return {"transaction_id": record["transaction_id"], "key": record["key"],
             "id_tag": record["id_tag"], "meter_start": record["meter_start"],
             "energy_wh": energy, "started": cp.clock.resolve_iso(record["start"])}
+
+
+def _charging_profiles(cp, c):
+    """The Smart Charging facts of connector c: the profiles that apply to it
+    (connector 0's and its own) and the composite limit now, in A per phase."""
+    sc = cp.smart_charging
+    ids = sc.active_ids(c.id)
+    return {"ids": ids, "limit_a": round(sc.limit_now(c), 1) if ids else None}
 
 
 def _reservation(c):

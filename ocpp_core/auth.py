@@ -195,7 +195,11 @@ class AuthCache:
     def _save(self):
         rows = [[key, self._entries[key], self._used[key]] for key in self._entries]
         rows.sort(key=lambda row: row[2])
-        self._store.save(CACHE_STORE_NAME, {"tick": self._tick, "entries": rows})
+        try:
+            self._store.save(CACHE_STORE_NAME, {"tick": self._tick, "entries": rows})
+        except OSError:     # a failing data dir (the store reports it): a cache may lag
+            return False
+        return True
 
     def _touch(self, key):
         self._tick += 1
@@ -255,7 +259,7 @@ class AuthCache:
         self._entries = {}
         self._used = {}
         self._tick = 0
-        self._save()
+        return self._save()
 
     def __len__(self):
         return len(self._entries)

@@ -12,6 +12,8 @@ Where things are (see docs/architecture.md):
                    data_transfer (one class per OCPP message)
   reservation/     the Reservation profile: ReserveNow, CancelReservation and
                    the Reservations service (expiry, Reserved, who may start)
+  smart_charging/  the Smart Charging profile: charging profiles, the composite
+                   schedule, the offered current (SmartCharging.offer)
   safety.py        when a session may start and energy may flow
   journal.py       transaction messages, durable      auth.py     idTag decisions
   config.py        configuration keys                 metering.py sampled values
@@ -34,6 +36,8 @@ from ocpp_core.log import get_logger
 from ocpp_core.profiles import PROFILES
 from ocpp_core.reservation import Reservations
 from ocpp_core.safety import may_deliver_energy, session_refusal
+from ocpp_core.store import PROBLEMS as STORAGE_PROBLEMS
+from ocpp_core.smart_charging import SmartCharging
 
 log = get_logger("ocpp.cp")
 
@@ -68,10 +72,12 @@ class ChargePoint:
         self.station_scheduled = None   # "Inoperative" once the running transactions end
         self.station_faults = {}
         self.reset_pending = None       # {"kind", "deadline"} once a Reset was accepted
+        self._storage_seen = None       # the data dir problem connector 0 reports
         self.transactions = Transactions(self)
         self.sampling = MeterSampling(self)
         self.availability = Availability(self)
         self.reservations = Reservations(self)   # persisted; ticked for expiry
+        self.smart_charging = SmartCharging(self)   # persisted; ticked at period boundaries
         self.events.listen("config", self._config_changed)
         self._recover()
         for feature in PROFILES:
@@ -113,14 +119,21 @@ class ChargePoint:
             self.apply_outputs(c)
             self.status.update(c.id, conn.derive_status(c, self.station_operative),
                                c.error_code(), c.error_info())
-        code, info = conn.reported_error(self.station_faults)
+        self._storage_seen = self.storage_problem()
+        code, info, vendor = conn.reported_station_error(self.station_faults, self._storage_seen)
         self.status.update(0, conn.derive_station_status(self.station_operative, self.station_faults),
-                           code, info)
+                           code, info, vendor)
+
+    def storage_problem(self):
+        """(info, vendorErrorCode) while the data dir fails (ocpp_core/store.py), else None."""
+        return STORAGE_PROBLEMS.get(getattr(self.store, "problem", None))
 
     def apply_outputs(self, c):
         """Safety first: the rules of safety.may_deliver_energy, and the
-        contactor closes only while the EV asks for energy (state C/D)."""
-        offer = self.profile.max_current_a if may_deliver_energy(self, c) else 0.0
+        contactor closes only while the EV asks for energy (state C/D). The
+        offer is the composite limit of the charging profiles, never above
+        max_current_a (smart_charging: 0 below what the pilot can signal)."""
+        offer = self.smart_charging.offer(c) if may_deliver_energy(self, c) else 0.0
         if offer != c.offered_a:
             c.offered_a = offer
             self.station.set_offered_current(c.id, offer)
@@ -260,7 +273,10 @@ class ChargePoint:
         waits.append(self.sampling.tick(now))
         waits.append(self.availability.tick(now))
         waits.append(self.reservations.tick(now))
+        waits.append(self.smart_charging.tick(now))
         self.journal.pump(self.rpc, now, self.online)
         waits.append(self.journal.next_due())
+        if self.storage_problem() != self._storage_seen:
+            self.refresh()      # the data dir failed or recovered: connector 0 reports it
         waits.append(self.status.tick(self.online, now))
         return max(0.0, min(w for w in waits if w is not None))

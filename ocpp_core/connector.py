@@ -49,6 +49,17 @@ def reported_error(faults):
     return code, (info[:50] if info else None)
 
 
+def reported_station_error(station_faults, storage=None):
+    """(errorCode, info, vendorErrorCode) for connector 0. storage: None, or
+    (info, vendorErrorCode) of a failing data dir: reported as a warning-level
+    OtherError (it is not in station_faults, so it never stops charging), after
+    the unsafe faults and before the other warnings."""
+    code, info = reported_error(station_faults)
+    if storage is not None and code not in UNSAFE_FAULTS:
+        return "OtherError", storage[0][:50], (storage[1] or None) and storage[1][:50]
+    return code, info, None
+
+
 class Connector:
     def __init__(self, connector_id):
         self.id = connector_id

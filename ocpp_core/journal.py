@@ -19,8 +19,22 @@ StartTransaction and are built after StartTransaction.conf brought the real
 transactionId; timestamps come from clock.resolve_iso(stamp) at send time, so
 stamps taken before the clock was set are corrected.
 
-Every API call is synchronous and durable before it returns (or raises OSError,
-e.g. on a full disk). Crash windows and what the next start-up does about them:
+Memory is the truth, the files its durable copy. The records and the queue
+entries are kept in memory (read from the files once, at open); messages are
+built and sent from memory. Every change is written through at once while the
+store is healthy, so each API call is durable before it returns. A write that
+fails (OSError: ENOSPC, EROFS, EIO, ...) never raises out of the journal: the
+change holds in memory, is marked "not yet durable", and is written later by
+the catch-up, driven by pump() (the engine's tick; next_due() says when):
+at once when the store is healthy again, else every RETRY_S seconds. While
+anything is pending, later changes queue behind it, and the catch-up writes in
+the order that keeps the crash windows below: records first, then queue
+entries (and set-asides), then removals of queue entries, then of records. While
+the store reports a problem and nothing is pending, pump() probes the store
+every RETRY_S (Store.probe) so that a recovered card is noticed. Only OSError
+is caught: anything else is a bug, not the medium.
+
+Crash windows and what the next start-up does about them:
 
     begin():  record saved, StartTransaction not queued  -> re-queued at open
     end():    stop saved in record, Stop not queued      -> re-queued at open
@@ -74,6 +88,8 @@ DEFAULTS = {
 }
 
 _DELIVERED = "delivered"   # _build(): the entry's delivery is already recorded
+RETRY_S = 2.0              # s between attempts to catch up / probe a failing store
+_SAVE, _DELETE, _ASIDE = "save", "delete", "aside"
 
 
 def _seq_name(folder, seq):
@@ -131,6 +147,11 @@ class Journal:
                                      STOP: StopTransaction()}
         self._tx = {}            # key -> record
         self._queue = []         # [seq, action, key], oldest first
+        self._entries = {}       # seq -> queue entry (the truth; the file is its copy)
+        self._pending_tx = {}    # key -> _SAVE/_DELETE not yet durable
+        self._pending_q = {}     # seq -> _SAVE/_DELETE/_ASIDE not yet durable
+        self._retry_at = None    # monotonic time of the next catch-up or probe
+        self._aside_entries = {}  # seq -> entry being set aside (until durable)
         self._due = {}           # seq -> monotonic time before which it is not sent again
         self._meter_saved = {}   # key -> monotonic time the reading was last written
         self._flight = None      # seq of our message waiting for its answer
@@ -206,6 +227,7 @@ class Journal:
             if key is not None and _digits(key):
                 top_key = max(top_key, int(key))
             self._queue.append([seq, entry["action"], key])
+            self._entries[seq] = entry
         self._next_seq = top_seq + 1
         self._next_key = top_key + 1
         self._drop_delivered()
@@ -256,9 +278,94 @@ class Journal:
         return None
 
     # --- files ----------------------------------------------------------------------------
+    def _durable(self, table, ident, op):
+        """Write one change now, or remember it for the catch-up. True when durable."""
+        if not self._pending_tx and not self._pending_q:
+            try:
+                self._write(table is self._pending_tx, ident, op)
+                return True
+            except OSError:
+                pass      # the Store logged the state change (once)
+        if table is self._pending_q and op == _DELETE and table.get(ident) == _SAVE \
+                and not self.store.exists(_seq_name(QUEUE, ident)):
+            del table[ident]          # never written: nothing to remove
+        else:
+            table[ident] = op
+        if self._retry_at is None:
+            self._retry_at = self._now() + RETRY_S
+        return False
+
+    def _write(self, is_tx, ident, op):
+        store = self.store
+        if is_tx:
+            if op == _SAVE:
+                store.save(TX + ident, self._tx[ident])
+            else:
+                store.delete(TX + ident)
+            return
+        name = _seq_name(QUEUE, ident)
+        if op == _SAVE:
+            store.save(name, self._entries[ident])
+        elif op == _DELETE:
+            store.delete(name)
+        else:   # _ASIDE: (seq) moved to setaside/; its entry is in _aside_entries
+            entry = self._aside_entries.get(ident)
+            if store.exists(name):
+                if entry is not None:
+                    store.save(name, entry)       # the latest attempts count
+                store.move(name, _seq_name(ASIDE, ident))
+            elif entry is not None:
+                store.save(_seq_name(ASIDE, ident), entry)
+            self._aside_entries.pop(ident, None)
+
+    def not_durable(self):
+        """How many changes wait for the catch-up (0: memory and files agree)."""
+        return len(self._pending_tx) + len(self._pending_q)
+
+    def catch_up(self, now=None):
+        """Write what is not yet durable, in crash-safe order; True when done."""
+        if not self._pending_tx and not self._pending_q:
+            return True
+        steps = [(True, k, _SAVE) for k in sorted(self._pending_tx)
+                 if self._pending_tx[k] == _SAVE]
+        steps += [(False, q, self._pending_q[q]) for q in sorted(self._pending_q)
+                  if self._pending_q[q] != _DELETE]
+        steps += [(False, q, _DELETE) for q in sorted(self._pending_q)
+                  if self._pending_q[q] == _DELETE]
+        steps += [(True, k, _DELETE) for k in sorted(self._pending_tx)
+                  if self._pending_tx[k] == _DELETE]
+        for is_tx, ident, op in steps:
+            table = self._pending_tx if is_tx else self._pending_q
+            try:
+                self._write(is_tx, ident, op)
+            except OSError:
+                self._retry_at = (self._now() if now is None else now) + RETRY_S
+                return False
+            if table.get(ident) == op:
+                del table[ident]
+        log.info("journal caught up: every record and queued message is durable again")
+        self._retry_at = None
+        return True
+
+    def maintain(self, now):
+        """Catch up, or probe a failing store, when due (called by pump())."""
+        problem = getattr(self.store, "problem", None)
+        if self._pending_tx or self._pending_q:
+            if problem is None or self._retry_at is None or now >= self._retry_at:
+                self.catch_up(now)
+        elif problem is not None:
+            if self._retry_at is None:
+                self._retry_at = now + RETRY_S
+            elif now >= self._retry_at:
+                probe = getattr(self.store, "probe", None)
+                self._retry_at = None if (probe is None or probe()) else now + RETRY_S
+        else:
+            self._retry_at = None
+
     def _save_tx(self, rec):
-        self.store.save(TX + rec["key"], rec)
+        self._tx.setdefault(rec["key"], rec)
         self._meter_saved[rec["key"]] = self._now()
+        return self._durable(self._pending_tx, rec["key"], _SAVE)
 
     def _enqueue(self, action, key, connector_id=None, meter_value=None, seq=None):
         if seq is None:
@@ -268,7 +375,8 @@ class Journal:
         if action == METER:
             entry["connector_id"] = connector_id
             entry["meter_value"] = meter_value
-        self.store.save(_seq_name(QUEUE, seq), entry)
+        self._entries[seq] = entry
+        self._durable(self._pending_q, seq, _SAVE)
         i = len(self._queue)
         while i > 0 and self._queue[i - 1][0] > seq:
             i -= 1
@@ -281,9 +389,10 @@ class Journal:
                 del self._queue[i]
                 break
         self._due.pop(seq, None)
+        self._entries.pop(seq, None)
 
     def _drop(self, seq):
-        self.store.delete(_seq_name(QUEUE, seq))
+        self._durable(self._pending_q, seq, _DELETE)
         self._unindex(seq)
 
     def _move(self, name, new_name):
@@ -293,18 +402,10 @@ class Journal:
             log.error("cannot move %s to %s: %s", name, new_name, e)
 
     def _load_entry(self, seq):
-        """The queued entry, or None (then it is gone from the index too)."""
-        name = _seq_name(QUEUE, seq)
-        entry = self.store.load(name)
+        """The queued entry (from memory), or None (then it is gone from the index too)."""
+        entry = self._entries.get(seq)
         if entry is None:
-            self._unindex(seq)  # corrupt (the Store logged it, moved it aside) or vanished
-            return None
-        if not _entry_ok(entry, seq):
-            log.error("queued message %s is unusable; set aside", name)
-            self._move(name, _seq_name(ASIDE, seq))
-            self._aside += 1
             self._unindex(seq)
-            return None
         return entry
 
     def _set_aside(self, seq, action, key, reason):
@@ -322,7 +423,12 @@ class Journal:
             rec["set_aside"] = True
             self._save_tx(rec)
         for s in [seq] + later:
-            self._move(_seq_name(QUEUE, s), _seq_name(ASIDE, s))
+            entry = self._entries.get(s)
+            if entry is not None:
+                self._aside_entries[s] = entry
+            if self._pending_q.get(s) == _SAVE:
+                del self._pending_q[s]    # never written: set aside from memory
+            self._durable(self._pending_q, s, _ASIDE)
             self._unindex(s)
             self._aside += 1
 
@@ -457,7 +563,7 @@ class Journal:
         return [self._tx[k] for k in sorted(self._tx, reverse=True)[:n]]
 
     def queued(self):
-        """The queued entries, oldest first (reads every file: diagnostics, tests)."""
+        """The queued entries, oldest first (from memory: diagnostics, tests)."""
         out = []
         for seq, _action, _key in list(self._queue):
             entry = self._load_entry(seq)
@@ -486,19 +592,25 @@ class Journal:
     def next_due(self, now_monotonic=None):
         """Seconds until the head message may be sent (0 = now); None when the
         queue is empty or a message is waiting for its answer."""
-        if not self._queue or self._flight is not None:
-            return None
-        due = self._due.get(self._queue[0][0])
-        if due is None:
-            return 0
         now = self._now() if now_monotonic is None else now_monotonic
-        return max(0, due - now)
+        retry = None
+        if self._retry_at is not None:
+            retry = max(0, self._retry_at - now)
+        elif getattr(self.store, "problem", None) is not None or self.not_durable():
+            retry = RETRY_S
+        if not self._queue or self._flight is not None:
+            return retry
+        due = self._due.get(self._queue[0][0])
+        head = 0 if due is None else max(0, due - now)
+        return head if retry is None else min(head, retry)
 
     # --- delivery ------------------------------------------------------------------------------
     def pump(self, rpc, now_monotonic, can_send):
         """Send the head message if we may (can_send: registration accepted and
         connected), nothing of ours is waiting for an answer and it is due.
-        Returns True when a message was handed to rpc."""
+        Returns True when a message was handed to rpc. Also drives the catch-up
+        of what is not yet durable (maintain())."""
+        self.maintain(now_monotonic)
         if not can_send or self._flight is not None:
             return False
         while self._queue:
@@ -621,7 +733,7 @@ class Journal:
             return
         entry["attempts"] += 1
         limit = max(1, self._cfg("TransactionMessageAttempts"))
-        self.store.save(_seq_name(QUEUE, seq), entry)
+        self._durable(self._pending_q, seq, _SAVE)
         if entry["attempts"] >= limit:
             self._set_aside(seq, action, key, "%s after %d attempts (%s)"
                             % (code, entry["attempts"], description))
@@ -639,6 +751,6 @@ class Journal:
                 if k not in busy and self._tx[k]["stop"] is not None
                 and (self._tx[k]["stop_delivered"] or self._tx[k]["set_aside"])]
         for key in done[:max(0, len(done) - max(1, self.keep_done))]:
-            self.store.delete(TX + key)
+            self._durable(self._pending_tx, key, _DELETE)
             del self._tx[key]
             self._meter_saved.pop(key, None)

@@ -20,6 +20,9 @@ engine drives asks may_deliver_energy(). A rule added here holds everywhere.
   idTag's parentIdTag is still to be looked up (before Authorize); only a
   reservation that the parent alone can decide lets it through, and the start
   asks again with the idTagInfo once it is known.
+- Storage: while the data dir fails (ocpp_core/store.py problem), a session
+  starts only online: its StartTransaction goes out at once from memory, so
+  nothing is promised that a power cut would lose. Offline it is refused.
 - Energy also needs a transaction, the EV connected, the cable locked where
   there is a lock, and the EVSE not withholding it (e.g. MaxEnergyOnInvalidId).
 """
@@ -42,6 +45,10 @@ def session_refusal(cp, c=None, id_tag=None, id_tag_info=None):
         return "the station is faulted"
     if not cp.station_operative:
         return "the station is Inoperative"
+    storage = getattr(cp.store, "problem", None)
+    if storage is not None and not cp.online:
+        return ("the data dir is failing (%s) and the station is offline: the session "
+                "could not be kept" % storage)
     if c is None:
         return None
     if not c.operative:

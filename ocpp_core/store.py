@@ -19,6 +19,22 @@ created on demand. Leftover temp files of a save interrupted by a crash are
 removed when the Store is constructed. `fsync_count` counts every fsync (of
 files and of folders) for the benchmark.
 
+Every durable write (save, delete, move, the folders they create) goes through
+one seam, `_write_step()`: there an optional `faults` object (tests only; see
+firmware/store_faults.py) may make a step fail as a sick SD card would, and
+there a failure is classified into `problem`:
+
+    None         every write since the last failure went through
+    "full"       ENOSPC / EDQUOT          info "data dir full"
+    "read-only"  EROFS / EACCES / EPERM   info "data dir read-only"
+    "io"         anything else (EIO, ...) info "data dir I/O error"
+
+One WARNING line per change of `problem` (not one per failed write). A
+successful save() clears it; while it is set, probe() (called a few seconds
+apart by the journal) writes a tiny hidden file to see whether the card
+recovered. The writes still raise OSError: a caller that must not promise
+what it cannot keep (ChangeConfiguration, SendLocalList) needs to know.
+
 Standard library only, plain class: portable to MicroPython (where os.fsync or
 directory fsync may be missing: then those steps are skipped).
 """
@@ -34,6 +50,27 @@ except ImportError:  # a port without binascii.crc32
     _crc32 = None
 
 log = get_logger("ocpp.store")
+
+FULL = "full"
+READ_ONLY = "read-only"
+IO_ERROR = "io"
+# problem -> (StatusNotification info, vendorErrorCode)
+PROBLEMS = {FULL: ("data dir full", "DataDirFull"),
+            READ_ONLY: ("data dir read-only", "DataDirReadOnly"),
+            IO_ERROR: ("data dir I/O error", "DataDirIOError")}
+PROBE_NAME = ".probe"
+_NO_SPACE = tuple(getattr(errno, n) for n in ("ENOSPC", "EDQUOT") if hasattr(errno, n))
+_READ_ONLY = tuple(getattr(errno, n) for n in ("EROFS", "EACCES", "EPERM") if hasattr(errno, n))
+
+
+def classify(exc):
+    """The problem (FULL, READ_ONLY, IO_ERROR) a failed write means."""
+    code = _errno(exc) if isinstance(exc, OSError) else None
+    if code in _NO_SPACE:
+        return FULL
+    if code in _READ_ONLY:
+        return READ_ONLY
+    return IO_ERROR
 
 MAGIC = "OCPPSTORE1"
 TMP_SUFFIX = ".tmp"
@@ -128,14 +165,65 @@ def _check_name(name):
 
 
 class Store:
-    def __init__(self, directory):
+    def __init__(self, directory, faults=None, probe=False):
         self.directory = directory.rstrip("/") or "/"
         self.fsync_count = 0
+        self.faults = faults          # tests only: .check(op, path) may raise OSError
+        self.problem = None           # see the module docstring
+        self.problem_detail = None    # the last failure's text (diagnostics)
+        self.failed_writes = 0        # counted, not logged one by one
         self._known_dirs = set()
-        self._make_dirs("")
+        try:
+            self._make_dirs("")
+        except OSError as e:          # e.g. a read-only card: boot degraded, reads still work
+            self._failed(e)
         removed = self._clean_temp("")
         if removed:
             log.info("removed %d temp file(s) left by an interrupted save", removed)
+        if probe and self.problem is None:
+            self.probe()      # a card that is full or read-only at boot is known at once
+
+    # --- health ------------------------------------------------------------------------
+    def _write_step(self, op, path):
+        """Every step that changes the medium passes here first (the fault seam)."""
+        if self.faults is not None:
+            self.faults.check(op, path)
+
+    def _failed(self, e):
+        self.failed_writes += 1
+        problem = classify(e)
+        self.problem_detail = "%s: %s" % (type(e).__name__, e)
+        if problem != self.problem:
+            self.problem = problem
+            log.warning("data dir %s: %s (%s); durable writes are retried, "
+                        "nothing that cannot be kept is promised", self.directory,
+                        PROBLEMS[problem][0], self.problem_detail)
+
+    def _succeeded(self):
+        if self.problem is not None:
+            log.warning("data dir %s is writable again (%s cleared)", self.directory,
+                        PROBLEMS[self.problem][0])
+            self.problem = None
+            self.problem_detail = None
+
+    def _guarded(self, fn, *args):
+        try:
+            result = fn(*args)
+        except OSError as e:
+            self._failed(e)
+            raise
+        return result
+
+    def probe(self):
+        """Is the medium writable again? Writes (and fsyncs) a tiny hidden file;
+        True and the problem cleared when it went through."""
+        try:
+            self._save_path(PROBE_NAME, encode({"probe": self.failed_writes}), "")
+        except OSError as e:
+            self._failed(e)
+            return False
+        self._succeeded()
+        return True
 
     # --- paths ---------------------------------------------------------------------
     def _path(self, rel):
@@ -153,6 +241,7 @@ class Store:
                 parent = rel_dir.rpartition("/")[0]
                 self._make_dirs(parent)
                 try:
+                    self._write_step("mkdir", self._path(rel_dir))
                     os.mkdir(self._path(rel_dir))
                 except OSError as e:
                     if _errno(e) != errno.EEXIST:
@@ -165,6 +254,7 @@ class Store:
         if parent and not _is_dir(parent):
             self._make_root(parent)
         try:
+            self._write_step("mkdir", path)
             os.mkdir(path)
         except OSError as e:
             if _errno(e) != errno.EEXIST:
@@ -182,6 +272,7 @@ class Store:
             rel = rel_dir + "/" + entry if rel_dir else entry
             if entry.endswith(TMP_SUFFIX):
                 try:
+                    self._write_step("unlink", self._path(rel))
                     os.unlink(self._path(rel))
                     removed += 1
                 except OSError as e:
@@ -224,15 +315,20 @@ class Store:
         something that is not JSON."""
         _check_name(name)
         data = encode(obj)
-        folder = name.rpartition("/")[0]
+        self._guarded(self._save_path, name, data, name.rpartition("/")[0])
+        self._succeeded()
+
+    def _save_path(self, name, data, folder):
         self._make_dirs(folder)
         path = self._path(name)
         tmp = path + TMP_SUFFIX
         try:
+            self._write_step("write", tmp)
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
                 self._fsync_fd(f.fileno())
+            self._write_step("rename", path)
             os.rename(tmp, path)
         except BaseException:
             try:
@@ -269,6 +365,7 @@ class Store:
             target = "%s.%d%s" % (name, n, CORRUPT_SUFFIX)
             n += 1
         try:
+            self._write_step("rename", self._path(target))
             os.rename(self._path(name), self._path(target))
             self._fsync_dir(self._path(name.rpartition("/")[0]))
             log.error("file %s is corrupt (%s); moved aside to %s", name, reason, target)
@@ -283,10 +380,12 @@ class Store:
         """Remove durably; False if there was nothing to remove."""
         _check_name(name)
         try:
+            self._write_step("unlink", self._path(name))
             os.unlink(self._path(name))
         except OSError as e:
             if _errno(e) == errno.ENOENT:
                 return False
+            self._failed(e)
             raise
         self._fsync_dir(self._path(name.rpartition("/")[0]))
         return True
@@ -296,11 +395,26 @@ class Store:
         _check_name(name)
         _check_name(new_name)
         folder, new_folder = name.rpartition("/")[0], new_name.rpartition("/")[0]
-        self._make_dirs(new_folder)
-        os.rename(self._path(name), self._path(new_name))
+        self._guarded(self._make_dirs, new_folder)
+        self._guarded(self._rename, name, new_name)
         self._fsync_dir(self._path(new_folder))
         if new_folder != folder:
             self._fsync_dir(self._path(folder))
+
+    def _rename(self, name, new_name):
+        self._write_step("rename", self._path(new_name))
+        os.rename(self._path(name), self._path(new_name))
+
+    def free_bytes(self):
+        """Bytes available to us on the data dir's file system, or None."""
+        statvfs = getattr(os, "statvfs", None)
+        if statvfs is None:
+            return None
+        try:
+            st = statvfs(self.directory)
+        except OSError:
+            return None
+        return st[1] * st[4]     # f_frsize * f_bavail
 
     def names(self, prefix=""):
         """Sorted names of the stored files that start with prefix (temp and

@@ -779,3 +779,94 @@ def test_unusable_but_intact_files(env, caplog):
 def test_a_missing_data_directory_is_created(tmp_path):
     env = Env(tmp_path / "a" / "b" / "c")
     assert env.j.pending_count() == 0 and os.path.isdir(env.path)
+
+
+# --- a failing data dir (issue 18) ----------------------------------------------------------------
+
+class SwitchFaults:
+    """The Store's fault seam: every write step fails with `code` while set."""
+
+    def __init__(self):
+        self.code = None
+        self.failed = 0
+
+    def check(self, op, path):
+        import errno as _errno
+        if self.code is not None and not (self.code == _errno.ENOSPC and op == "unlink"):
+            self.failed += 1
+            raise OSError(self.code, os.strerror(self.code), path)
+
+
+def faulty(env):
+    faults = SwitchFaults()
+    env.store.faults = faults
+    return faults
+
+
+def test_a_full_disk_sends_from_memory_and_catches_up(env):
+    import errno as _errno
+    faults = faulty(env)
+    j = env.j
+    faults.code = _errno.ENOSPC
+    a = j.begin(1, "A", 1000)                    # nothing written, nothing raised
+    j.queue_meter_values(a, 1, [sample(env, 1500)])
+    j.end(a, 2000, "Local")
+    assert faults.failed and env.store.problem == "full"
+    assert j.not_durable() > 0 and env.store.names("tx/") == []
+    calls = env.drain()                          # sent from memory, in order
+    assert actions(calls) == ["StartTransaction", "MeterValues", "StopTransaction"]
+    assert calls[2].payload["meterStop"] == 2000
+    b = j.begin(1, "B", 2000)                    # a second one, still in memory
+    assert j.next_due() is not None and j.next_due() <= 2.0
+    faults.code = None                           # space is back
+    env.time.advance(2.0)
+    env.pump(can_send=False)                     # the tick drives the catch-up
+    assert j.not_durable() == 0 and env.store.problem is None
+    # A power cut now loses nothing: b is on disk and ends with PowerLoss.
+    j2 = env.reopen()
+    assert [r["key"] for r in j2.open_transactions()] == [b]
+    assert j2.get(a)["stop_delivered"] is True
+    assert j2.recover_after_power_loss() == [b]
+    assert actions(env.drain()) == ["StartTransaction", "StopTransaction"]
+
+
+def test_a_read_only_disk_keeps_answers_in_memory_and_writes_them_later(env):
+    import errno as _errno
+    j = env.j
+    a = j.begin(1, "A", 0)
+    faults = faulty(env)
+    faults.code = _errno.EROFS
+    env.answer({"transactionId": 7, "idTagInfo": ACCEPTED})   # Start.conf: not durable
+    assert j.get(a)["transaction_id"] == 7 and j.pending_count() == 0
+    assert env.store.problem == "read-only"
+    j.end(a, 10, "Local")
+    stop = env.answer()
+    assert stop.action == "StopTransaction" and stop.payload["transactionId"] == 7
+    faults.code = None
+    env.time.advance(2.0)
+    env.pump()
+    assert j.not_durable() == 0
+    j2 = env.reopen()
+    assert j2.pending_count() == 0 and j2.get(a)["stop_delivered"]
+    assert j2.recover_after_power_loss() == []
+
+
+def test_a_single_io_error_is_caught_up_at_the_next_tick(env):
+    import errno as _errno
+    faults = faulty(env)
+    faults.code = _errno.EIO
+    a = env.j.begin(1, "A", 0)
+    faults.code = None
+    assert env.store.problem == "io"
+    env.pump(can_send=False)                     # healthy again (probe not needed)
+    env.time.advance(2.0)
+    env.pump(can_send=False)
+    assert env.j.not_durable() == 0 and env.store.problem is None
+    assert env.reopen().get(a) is not None
+
+
+def test_queue_entries_are_not_read_back_at_send_time(env):
+    j = env.j
+    j.begin(1, "A", 0)
+    os.unlink(os.path.join(env.path, "queue", "0000000001"))   # memory is the truth
+    assert actions(env.drain()) == ["StartTransaction"]

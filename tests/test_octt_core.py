@@ -822,6 +822,13 @@ CSMS_CALLS = {
     "ReserveNow": {"connectorId": 1, "expiryDate": "2027-01-01T00:00:00Z", "idTag": "R1",
                    "reservationId": 1},
     "CancelReservation": {"reservationId": 99},
+    "SetChargingProfile": {"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+        "chargingProfileKind": "Relative", "chargingSchedule": {
+            "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0,
+                                                                "limit": 16.0}]}}},
+    "ClearChargingProfile": {"id": 99},
+    "GetCompositeSchedule": {"connectorId": 1, "duration": 60},
     "Reset": {"type": "Soft"},          # last: it restarts the station
 }
 

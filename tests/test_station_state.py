@@ -74,3 +74,29 @@ def test_the_bench_and_the_maintenance_socket_show_one_projection(tmp_path):
         assert fw.snapshot == bench_view(fw.maintenance.state)
     finally:
         hal.close()
+
+
+def test_the_projection_and_diag_status_show_the_charging_limit(tmp_path):
+    """Issue 11: `tools.diag status` shows the profiles in force and the
+    composite limit of each connector."""
+    from firmware.hal_factory import build_hal
+    from firmware.main_loop import Firmware
+    from tests.support.firmware_process import mock_station_config
+    from tools.diag.status import _limit_text
+    hal = build_hal(mock_station_config(tmp_path / "data", "CP-LIMIT-1"))
+    try:
+        fw = Firmware(mock_station_config(tmp_path / "data", "CP-LIMIT-1"), hal)
+        assert fw.maintenance.state["connectors"]["1"]["charging_profiles"] == \
+            {"ids": [], "limit_a": None}
+        assert fw.cp.smart_charging.set_profile({"connectorId": 0, "csChargingProfiles": {
+            "chargingProfileId": 7, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative", "chargingSchedule": {
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.0}]}}}) == "Accepted"
+        fw.publish()
+        limits = fw.maintenance.state["connectors"]["1"]["charging_profiles"]
+        assert limits == {"ids": [7], "limit_a": 10.0}
+        assert _limit_text(limits) == "10.0 A (profile 7)"
+        assert _limit_text({"ids": [], "limit_a": None}) is None
+    finally:
+        hal.close()

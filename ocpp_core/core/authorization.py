@@ -44,7 +44,8 @@ class ClearCache:
         self.cp = cp
 
     def handle(self, payload):
-        self.cp.auth.cache.clear()
+        if self.cp.auth.cache.clear() is False:     # not persisted: a reboot would undo it
+            return {"status": "Rejected"}
         return {"status": "Accepted"}
 
 

@@ -44,8 +44,13 @@ class Availability:
             data[str(cid)] = {"operative": c.operative, "scheduled": c.scheduled,
                               "finishing": c.finishing}
         if data != self._saved:     # two fsyncs saved per unchanged write
-            cp.store.save(STORE_NAME, data)
+            try:
+                cp.store.save(STORE_NAME, data)
+            except OSError as e:    # a failing data dir: reported by the store; retried next change
+                log.debug("connector states not saved: %s", e)
+                return False
             self._saved = data
+        return True
 
     # --- ChangeAvailability ---------------------------------------------------------------
     def change(self, connector_id, kind):
@@ -72,6 +77,12 @@ class Availability:
             return "Rejected", None
         targets = list(cp.connectors.values()) if connector_id == 0 \
             else [cp.connectors[connector_id]]
+        changes = any(c.operative != operative for c in targets) or \
+            (connector_id == 0 and cp.station_operative != operative)
+        if changes and getattr(cp.store, "problem", None) is not None:
+            log.info("ChangeAvailability Rejected: the data dir is failing (%s), the change "
+                     "could not be kept", cp.store.problem)
+            return "Rejected", None
         busy = [c for c in targets if c.in_transaction]
         scheduled = any(c.operative != operative for c in busy) or \
             (connector_id == 0 and busy and cp.station_operative != operative)

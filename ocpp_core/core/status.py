@@ -1,6 +1,7 @@
 """StatusNotification: what the CSMS is told about each connector, and when.
 
-- Only real changes are sent (status, errorCode and info); never a duplicate.
+- Only real changes are sent (status, errorCode, info and vendorErrorCode);
+  never a duplicate.
 - MinimumStatusDuration: a status is reported once it has held that long; a
   status that reverts in time is never reported (0 = report at once). A change
   to Faulted is reported at once: a fault must not wait.
@@ -22,15 +23,17 @@ class StatusNotifier:
         self.rpc = rpc
         self.clock = clock
         self.config_get = config_get
-        self.sent = {}       # connector id -> (status, errorCode, info) last reported
-        self.current = {}    # connector id -> (status, errorCode, info, stamp, since_mono)
+        self.sent = {}       # connector id -> (status, errorCode, info, vendorErrorCode) last reported
+        self.current = {}    # connector id -> (status, errorCode, info, vendorErrorCode,
+                             #                  stamp, since_mono)
         self._force = set()  # connectors to report even if unchanged (boot, trigger)
 
-    def update(self, connector_id, status, error_code=conn.NO_ERROR, info=None):
+    def update(self, connector_id, status, error_code=conn.NO_ERROR, info=None,
+               vendor_error_code=None):
         """Record the connector's status now; reporting happens in tick()."""
-        key = (status, error_code, info)
+        key = (status, error_code, info, vendor_error_code)
         cur = self.current.get(connector_id)
-        if cur is not None and cur[:3] == key:
+        if cur is not None and cur[:4] == key:
             return
         self.current[connector_id] = key + (self.clock.stamp(), self.clock.monotonic())
         if cur is not None:
@@ -58,8 +61,8 @@ class StatusNotifier:
             hold = 0
         next_due = None
         for cid in sorted(self.current):
-            status, code, info, stamp, since = self.current[cid]
-            key = (status, code, info)
+            status, code, info, vendor, stamp, since = self.current[cid]
+            key = (status, code, info, vendor)
             forced = cid in self._force
             if not forced and self.sent.get(cid) == key:
                 continue
@@ -74,6 +77,8 @@ class StatusNotifier:
                        "timestamp": self.clock.resolve_iso(stamp)}
             if info:
                 payload["info"] = info
+            if vendor:
+                payload["vendorErrorCode"] = vendor
             self.sent[cid] = key
             self._force.discard(cid)
             self.rpc.call("StatusNotification", payload, on_error=self._failed(cid))

@@ -21,6 +21,7 @@ from ocpp_core.core.authorization import learn, transaction_stopped_by
 from ocpp_core.log import get_logger
 from ocpp_core.rpc import Reply
 from ocpp_core.safety import LOOKUP_PENDING
+from ocpp_core.smart_charging import Invalid
 from ocpp_core.station import LOCK_TIMEOUT
 
 log = get_logger("ocpp.cp")
@@ -216,6 +217,7 @@ class Transactions:
         if reservation is not None:   # 3.11 (1); after the journal: a crash keeps it, not loses it
             cp.reservations.end(reservation["id"], "its transaction started")
         c.tx_auth_info = auth["info"]
+        cp.smart_charging.transaction_started(c, auth["id_tag"])   # a RemoteStart's TxProfile
         cp.sampling.transaction_started(c)
         log.info("transaction started on connector %d for %s (meter %d Wh)",
                  c.id, auth["id_tag"], meter_start)
@@ -235,6 +237,7 @@ class Transactions:
         cp.journal.end(key, meter_stop, reason, id_tag,
                        last_sample=cp.sampling.stop_entry(c, "Transaction.End"))
         c.tx_key = None
+        cp.smart_charging.transaction_ended(c, key)   # its TxProfiles end with it (3.13.1)
         c.next_sample_due = None
         c.suspended_evse = False
         c.invalid_id = False
@@ -403,9 +406,9 @@ class RemoteStartTransaction:
     answers Rejected before this handler is reached (4.2). Otherwise Accepted;
     then the idTag is authorized as if it had been presented locally when
     AuthorizeRemoteTxRequests is true, and the transaction starts when the EV is
-    connected (else ConnectionTimeOut applies). A TxProfile is checked but not
-    applied: that is the Smart Charging profile's, which this station does not
-    declare yet."""
+    connected (else ConnectionTimeOut applies). The chargingProfile must be a
+    valid TxProfile (ocpp_core/smart_charging: checked now, Rejected if not);
+    it becomes the transaction's TxProfile when the transaction starts."""
     action = "RemoteStartTransaction"
 
     def __init__(self, cp):
@@ -423,6 +426,10 @@ class RemoteStartTransaction:
             cp.transactions.connector_for_new_session(id_tag, info)
         if c is None or c.authorization is not None or \
                 cp.session_refusal(c, id_tag, info) is not None:
+            return {"status": "Rejected"}
+        try:    # None forgets the profile of an earlier RemoteStart that never started
+            cp.smart_charging.remote_start_profile(c, id_tag, profile)
+        except Invalid:    # not a valid TxProfile (5.11)
             return {"status": "Rejected"}
         return Reply({"status": "Accepted"},
                      then=lambda: cp.transactions.remote_start(c, payload["idTag"]))

@@ -86,7 +86,36 @@ def selftest_checks(state, loop, actuate, actuated):
         if lock is not None:
             checks.append(lock)
     checks.append(_journal_check(state["messages"]))
+    if state.get("storage") is not None:     # a firmware that reports its data dir
+        checks.append(data_dir_check(state["storage"]))
     return checks
+
+
+def _bytes(n):
+    if n is None:
+        return "free space unknown"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return "%.1f %s free" % (n / size, unit)
+    return "%d bytes free" % n
+
+
+_STORAGE_WORDS = {"full": "FULL", "read-only": "READ-ONLY", "io": "I/O ERRORS"}
+
+
+def data_dir_check(storage):
+    """The data dir: fails while it is not writable (what is not durable is not promised)."""
+    if not storage:
+        return _check("data dir", "storage", "skipped", "not reported by this firmware")
+    free = _bytes(storage.get("free_bytes"))
+    if storage.get("writable"):
+        return _check("data dir", "storage", "pass", "writable, %s" % free)
+    detail = "%s, %s" % (_STORAGE_WORDS.get(storage.get("problem"), "NOT WRITABLE"), free)
+    if storage.get("not_durable"):
+        detail += ", %d change(s) not yet durable" % storage["not_durable"]
+    if storage.get("detail"):
+        detail += " (%s)" % storage["detail"]
+    return _check("data dir", "storage", "fail", detail, "OtherError", HINTS["storage"])
 
 
 def _main_loop_check(loop):

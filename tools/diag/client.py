@@ -27,7 +27,7 @@ import socket
 import time
 
 from firmware.maintenance import (DEFAULT_DATA_DIR, SOCKET_NAME, SYSTEMD_RUNTIME_DIR,
-                                  socket_path)
+                                  socket_paths)
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_SOCKET = os.path.join(SYSTEMD_RUNTIME_DIR, SOCKET_NAME)   # under systemd
@@ -80,21 +80,26 @@ def candidate_paths(args):
     if not data_dir and getattr(args, "config", None):
         data_dir = _data_dir_of(args.config)
     if data_dir:
-        return [socket_path(data_dir, environ={})]
+        return socket_paths(data_dir, environ={})
     paths = []
     runtime = (os.environ.get("RUNTIME_DIRECTORY") or "").split(":")[0]
     if runtime:
         paths.append(os.path.join(runtime, SOCKET_NAME))
     paths.append(os.path.join(SYSTEMD_RUNTIME_DIR, SOCKET_NAME))
-    paths.append(socket_path(DEFAULT_DATA_DIR, environ={}))
+    paths.extend(socket_paths(DEFAULT_DATA_DIR, environ={}))
     return paths
 
 
 def resolve(args):
     paths = candidate_paths(args)
+    found = []
     for path in paths:
-        if os.path.exists(path):
-            return path
+        try:
+            found.append((os.stat(path).st_mtime, -len(found), path))
+        except OSError:
+            pass
+    if found:     # a stale socket left in a data dir that turned read-only is older
+        return max(found)[2]
     return paths[0]
 
 

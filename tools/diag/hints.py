@@ -30,6 +30,9 @@ HINTS = {
              "the central system answers; check the connection.",
     "main_loop": "The firmware's main loop does not answer: see the firmware log; restart "
                  "the service if it stays so.",
+    "storage": "The data dir (SD card) cannot be written: free space in it (old logs, "
+               "setaside/), or replace a worn-out card (read-only, I/O errors); the station "
+               "charges online meanwhile and catches up when the card recovers.",
     "journal": "Some transaction messages were refused by the central system and set aside: "
                "export them with `journal --export` and send them to the operator.",
 }

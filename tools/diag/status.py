@@ -5,7 +5,7 @@ fault, the main loop answering), 1 when something is (listed under "Problems"),
 2 when the firmware is not running.
 """
 
-from tools.diag import client, render
+from tools.diag import checks, client, render
 
 TIMEOUT = 10.0
 
@@ -35,6 +35,9 @@ def problems(status):
         found.append(("registration", "BootNotification %s" % status.get("registration")))
     if not (status.get("clock") or {}).get("valid"):
         found.append(("clock", "the time is unknown"))
+    storage = status.get("storage")
+    if storage and not storage.get("writable"):
+        found.append(("data dir", checks.data_dir_check(storage)["detail"]))
     station = status.get("station") or {}
     for code, info in sorted((station.get("faults") or {}).items()):
         found.append(("station", "%s%s" % (code, ": %s" % info if info else "")))
@@ -74,6 +77,14 @@ def _meter_text(meter):
     return text
 
 
+def _limit_text(profiles):
+    """"16.0 A (profiles 3, 7)" from the Smart Charging facts; None without profiles."""
+    if not profiles or not profiles.get("ids"):
+        return None
+    return "%.1f A (profile%s %s)" % (profiles["limit_a"], "s" if len(profiles["ids"]) > 1
+                                      else "", ", ".join(str(i) for i in profiles["ids"]))
+
+
 def show(s, found, out):
     st = s.get("station") or {}
     link = s.get("link") or {}
@@ -106,7 +117,8 @@ def show(s, found, out):
                                                    msgs.get("set_aside", 0))),
         ("station", "%s, %s" % (st.get("ocpp_status"), st.get("error_code"))),
         ("config file", st.get("config_file")),
-        ("data dir", st.get("data_dir")),
+        ("data dir", "%s (%s)" % (st.get("data_dir"), checks.data_dir_check(
+            s.get("storage"))["detail"])),
         ("started", render.local_time(st.get("started"))),
     ], out)
     if s.get("pending_reboot"):
@@ -125,11 +137,12 @@ def show(s, found, out):
             "energy": ("%.0f Wh" % tx["energy_wh"]) if tx and tx.get("energy_wh") is not None
             else None,
             "meter": _meter_text(c.get("meter")),
+            "limit": _limit_text(c.get("charging_profiles")),
         })
     render.table(rows, [("id", "#"), ("status", "status"), ("error", "errorCode"),
                         ("ev", "EV"), ("contactor", "contactor"), ("tx", "transaction"),
                         ("tag", "idTag"), ("start", "meterStart"), ("energy", "charged"),
-                        ("meter", "meter")], out)
+                        ("meter", "meter"), ("limit", "charging limit")], out)
 
     render.heading("Last faults (newest first)", out)
     render.table([{"at": render.local_time(f.get("at")),
