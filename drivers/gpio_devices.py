@@ -70,6 +70,7 @@ STATE_COLOURS = {
     "unavailable": "magenta",
     "faulted": "red",
     "offline": "white",
+    "refused": "red",         # a card was refused: blinks for a few seconds
 }
 COLOUR_CHANNELS = {   # (red, green, blue)
     "red": (True, False, False),
@@ -81,7 +82,7 @@ COLOUR_CHANNELS = {   # (red, green, blue)
     "white": (True, True, True),
 }
 SINGLE_LED_OFF = ("unavailable",)   # a single LED is lit in every other state
-BLINKING_STATES = ("faulted",)       # blink for as long as the state lasts (both kinds)
+BLINKING_STATES = ("faulted", "refused")  # blink for as long as the state lasts (both kinds)
 RGB_BLINKING_STATES = ("reserved",)  # ... on an RGB LED only (a single LED stays lit)
 
 

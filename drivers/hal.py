@@ -115,15 +115,16 @@ class Modem:
 
 
 # What an Indicator can show (firmware/main_loop.py maps each OCPP status to one).
+# "refused" is shown for a few seconds after a card was refused, then the state again.
 INDICATOR_STATES = ("available", "preparing", "charging", "suspended", "finishing",
-                    "reserved", "unavailable", "faulted", "offline")
+                    "reserved", "unavailable", "faulted", "offline", "refused")
 
 
 class Indicator:
     def show(self, state, blink_repeat=1, intensity=50):
         """Show the station state: one of INDICATOR_STATES ("available",
         "preparing", "charging", "suspended", "finishing", "reserved",
-        "unavailable", "faulted", "offline"); intensity 0-100 % (LightIntensity),
+        "unavailable", "faulted", "offline", "refused"); intensity 0-100 % (LightIntensity),
         blink_repeat (BlinkRepeat)."""
         raise NotImplementedError
 

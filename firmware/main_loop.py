@@ -38,6 +38,7 @@ _INDICATOR = {"Available": "available", "Preparing": "preparing", "Charging": "c
               "SuspendedEV": "suspended", "SuspendedEVSE": "suspended",
               "Finishing": "finishing", "Reserved": "reserved", "Unavailable": "unavailable",
               "Faulted": "faulted"}
+REFUSED_SHOWN_S = 3.0   # s the indicator shows "refused" after a card was refused
 
 
 def _trace(direction, text):
@@ -92,6 +93,7 @@ class Firmware:
         self.restart_kind = None
         self._running = False
         self._indicator_state = None
+        self._refused_until = None    # monotonic time the "refused" indication ends
         self.publish()
 
     # --- assembly -------------------------------------------------------------------
@@ -130,6 +132,11 @@ class Firmware:
         except KeyError:
             pass
         self.cp.events.listen("config", self._config_changed)
+        self.cp.events.listen("card_refused", self._card_refused)
+
+    def _card_refused(self, id_tag, why):
+        """The driver sees it: the indicator shows "refused" for a few seconds."""
+        self._refused_until = self.clock.monotonic() + REFUSED_SHOWN_S
 
     def _config_changed(self, key, value):
         """A configuration key the link depends on took effect (after its answer)."""
@@ -168,6 +175,8 @@ class Firmware:
                     # Like an event: a bug in one timer must not take the station down.
                     log.exception("engine tick failed")
                     wait = 1.0
+                if self._refused_until is not None:   # wake up to end the indication
+                    wait = min(wait, max(0.0, self._refused_until - self.clock.monotonic()))
                 ping = self.systemd.watchdog()
                 self._step(min(wait, ping) if ping else wait)
         finally:
@@ -179,6 +188,8 @@ class Firmware:
         try:
             event = self.events.get(timeout=max(0.0, min(wait, 5.0)))
         except queue.Empty:
+            if self._refused_until is not None:
+                self.publish()      # the "refused" indication may have ended
             return
         self._handle(event)
         while True:      # drain what else arrived, without sleeping in between
@@ -304,6 +315,11 @@ class Firmware:
         shown = _INDICATOR.get(connector_1 or "", "available")
         if not connected and shown == "available":
             shown = "offline"
+        if self._refused_until is not None:
+            if self.clock.monotonic() < self._refused_until:
+                shown = "refused"
+            else:
+                self._refused_until = None
         if shown != self._indicator_state:
             self._indicator_state = shown
             cfg = self.cp.config

@@ -4,6 +4,7 @@ that something happened: listeners by topic.
     cp.events.listen("config", fn)        fn(key, value) after a change took effect
     cp.events.listen("fault", fn)         fn(connector_id, error_code, info, "raised"|"cleared")
     cp.events.listen("vendor:<vendorId>", fn)   fn(messageId, data) -> DataTransfer answer
+    cp.events.listen("card_refused", fn)  fn(id_tag, why): a card presented starts nothing
 
 emit() tells every listener; a listener that raises is logged and the others
 still hear it. ask() returns the first listener's answer (None without one).

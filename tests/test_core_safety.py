@@ -205,3 +205,18 @@ def test_a_conflict_with_the_local_list_is_reported_on_connector_0():
     learn(conflicting, TAG, {"status": "Blocked"})
     assert agreeing.faults == []
     assert conflicting.faults == [(0, "LocalListConflict")]
+
+
+@pytest.mark.parametrize("why", ["invalid", "pending"])
+def test_every_refused_card_is_told_to_the_listeners(tmp_path, why):
+    boot = [("Pending", 300)] if why == "pending" else None
+    h = Harness(tmp_path / "d", config=FAST, boot_answers=boot)
+    h.id_tags = {"BADCARD1": {"status": "Invalid"}}
+    h.connect()
+    heard = []
+    h.cp.events.listen("card_refused", lambda tag, reason: heard.append((tag, reason)))
+    h.tap("BADCARD1")
+    h.advance(0)
+    assert [tag for tag, _ in heard] == ["BADCARD1"]
+    assert ("Invalid" if why == "invalid" else "registration Pending") in heard[0][1]
+    h.check_clean()

@@ -112,7 +112,8 @@ def test_the_indicator_shows_reserved_on_every_kind_of_device():
     from hal_mocks.sim import SimIndicator, SimWorld
 
     assert _INDICATOR["Reserved"] == "reserved" and "reserved" in INDICATOR_STATES
-    assert set(_INDICATOR.values()) | {"offline"} == set(INDICATOR_STATES)
+    # "offline" and "refused" (after a refused card) are the main loop's own states
+    assert set(_INDICATOR.values()) | {"offline", "refused"} == set(INDICATOR_STATES)
     sim = SimIndicator()
     sim.show("reserved", 2, 40)
     assert sim.last == {"state": "reserved", "blink_repeat": 2, "intensity": 40}

@@ -148,3 +148,19 @@ def test_connector_phase_rotation_uses_the_section_9_format(ocpp_csms, firmware)
     assert ocpp_csms.call("CP-TEST-1", "ChangeConfiguration",
                           {"key": "ConnectorPhaseRotation", "value": "0.RST,1.RTS"}) == \
         {"status": "Accepted"}
+
+
+def test_a_refused_card_is_shown_on_the_indicator_then_the_state_again(ocpp_csms, firmware):
+    """A driver whose card starts nothing sees it: "refused" (red, blinking) for a
+    few seconds, whatever the reason (here the CSMS answers Invalid)."""
+    ocpp_csms.id_tags = {"BADCARD1": "Invalid"}
+    fw, bench = _accepted(ocpp_csms, firmware)
+    bench.wait(lambda s: (s.get("indicator") or {}).get("state") == "available",
+               what="the indicator shows available")
+    bench("tap", uid="BADCARD1")
+    assert ocpp_csms.wait_for("Authorize")["idTag"] == "BADCARD1"
+    bench.wait(lambda s: (s.get("indicator") or {}).get("state") == "refused",
+               what="the indicator shows refused")
+    bench.wait(lambda s: (s.get("indicator") or {}).get("state") == "available",
+               what="the indicator shows available again")
+    assert "StartTransaction" not in ocpp_csms.actions()

@@ -47,12 +47,14 @@ class Transactions:
         refusal = cp.session_refusal()
         if refusal is not None:     # not even an Authorize.req (4.2 while not accepted)
             log.info("card %s ignored: %s", id_tag, refusal)
+            cp.events.emit("card_refused", id_tag, refusal)
             return
         busy = any(c.in_transaction for c in cp.connectors.values())
         # The parentIdTag a reservation may need is not known yet: it comes from
         # the local list, the cache or Authorize.conf (3.11); _card_decided asks again.
         if self.connector_for_new_session(id_tag, LOOKUP_PENDING) is None and not busy:
             log.info("card %s ignored: no connector can start a session", id_tag)
+            cp.events.emit("card_refused", id_tag, "no connector can start a session")
             return
         cp.authorize(id_tag, lambda accepted, info: self._card_decided(id_tag, accepted, info))
 
@@ -62,13 +64,16 @@ class Transactions:
             self.stop(c, "Local", id_tag)
             return
         if not accepted:
-            log.info("card %s not authorized (%s)", id_tag, (info or {}).get("status"))
+            status = (info or {}).get("status")
+            log.info("card %s not authorized (%s)", id_tag, status)
+            self.cp.events.emit("card_refused", id_tag, "not authorized (%s)" % status)
             return
         target = self.connector_for_new_session(id_tag, info)
         if target is not None:
             self.grant(target, id_tag, info)
         else:
             log.info("card %s: no connector may start a session for it", id_tag)
+            self.cp.events.emit("card_refused", id_tag, "no connector may start a session")
 
     def connector_for_new_session(self, id_tag=None, info=None):
         """The connector a card or a remote start without connectorId serves
