@@ -148,13 +148,9 @@ def test_meter_values_without_a_reading_is_rejected(tmp_path):
 
 
 def test_a_malformed_trigger_gets_the_validators_callerror(h):
-    import json
-    answers = []
-    send = h.cp.rpc._send                       # the link, as the engine writes to it
-    h.cp.rpc._send = lambda text: answers.append(json.loads(text)) or send(text)
-    h.cp.rpc.receive('[2, "t1", "TriggerMessage", {"requestedMessage": "Reset"}]')
-    h.cp.rpc.receive('[2, "t2", "TriggerMessage", {"requestedMessage": "Heartbeat", '
-                     '"connectorId": -1}]')
+    answers = [h.raw_call("TriggerMessage", {"requestedMessage": "Reset"}, "t1"),
+               h.raw_call("TriggerMessage", {"requestedMessage": "Heartbeat",
+                                             "connectorId": -1}, "t2")]
     # Not in the enumeration: the validator's CALLERROR. A negative connectorId
     # is schema-valid (the 1.6 schema has no minimum): no such connector, Rejected.
     assert answers[0][:3] == [4, "t1", "PropertyConstraintViolation"]

@@ -4,7 +4,6 @@ id, in process on a virtual clock; then bad input, persistence and the readings
 of the spec that ocpp_core/reservation documents.
 """
 
-import json
 
 import pytest
 
@@ -46,18 +45,6 @@ def reserve(h, connector_id=1, id_tag=TAG, reservation_id=1, seconds=3600, paren
 def actions(h, since):
     return [a for a, _ in h.sent(since=since)]
 
-
-def raw_call(h, action, payload, msg_id="raw-1"):
-    """A CALL the harness's CSMS would refuse to send (it validates its own
-    calls): straight into the charge point's endpoint; returns its answer frame."""
-    h.cp.rpc.receive(json.dumps([2, msg_id, action, payload]))
-    h.cp.tick(h.time.mono)
-    mine = [(d, t) for d, t in h._wire if d == "to_csms" and json.loads(t)[1] == msg_id]
-    for item in mine:
-        h._wire.remove(item)
-    h.pump()
-    assert len(mine) == 1, "no answer to %s" % action
-    return json.loads(mine[0][1])
 
 
 def reboot(h):
@@ -467,7 +454,7 @@ def test_expiry_date_in_the_past_is_rejected_and_changes_nothing(h):
 def test_expiry_date_without_zone_or_malformed_is_a_property_violation(h, date):
     booted(h)
     m = h.mark()
-    answer = raw_call(h, "ReserveNow", {"connectorId": 1, "expiryDate": date, "idTag": TAG,
+    answer = h.raw_call("ReserveNow", {"connectorId": 1, "expiryDate": date, "idTag": TAG,
                                         "reservationId": 1})
     assert answer[0] == 4 and answer[2] == "PropertyConstraintViolation"
     assert h.cp.reservations.items == {} and h.sent(since=m) == []
@@ -489,7 +476,7 @@ def test_malformed_calls_get_their_callerror_and_change_nothing(h, action, paylo
     booted(h)
     reserve(h, reservation_id=1, id_tag=OTHER)
     m = h.mark()
-    answer = raw_call(h, action, payload)
+    answer = h.raw_call(action, payload)
     assert answer[0] == 4 and answer[2] == code, answer
     assert h.cp.reservations.items[1]["id_tag"] == OTHER and h.sent(since=m) == []
 

@@ -4,7 +4,6 @@ process on a virtual clock; then bad input, persistence, the pilot and the
 readings of the spec that ocpp_core/smart_charging documents.
 """
 
-import json
 
 import pytest
 
@@ -86,16 +85,6 @@ def periods(answer):
     return [(p["startPeriod"], p["limit"]) for p in
             answer["chargingSchedule"]["chargingSchedulePeriod"]]
 
-
-def raw_call(h, action, payload, msg_id="raw-1"):
-    h.cp.rpc.receive(json.dumps([2, msg_id, action, payload]))
-    h.cp.tick(h.time.mono)
-    mine = [(d, t) for d, t in h._wire if d == "to_csms" and json.loads(t)[1] == msg_id]
-    for item in mine:
-        h._wire.remove(item)
-    h.pump()
-    assert len(mine) == 1, "no answer to %s" % action
-    return json.loads(mine[0][1])
 
 
 # ----------------------------------------------------------------------------- TC_056
@@ -370,7 +359,7 @@ def test_schema_violations_get_a_callerror_and_nothing_installed(h):
     booted(h)
     bad = profile(start=at(h))
     del bad["chargingSchedule"]["chargingSchedulePeriod"]
-    answer = raw_call(h, "SetChargingProfile", {"connectorId": 0, "csChargingProfiles": bad})
+    answer = h.raw_call("SetChargingProfile", {"connectorId": 0, "csChargingProfiles": bad})
     assert answer[0] == 4
     assert h.cp.smart_charging.profiles == []
     h.csms_errors.clear()

@@ -195,6 +195,19 @@ class Harness:
         self.csms_answers.append((action, box[0]))
         return box[0]
 
+    def raw_call(self, action, payload, msg_id="raw-1"):
+        """A CALL the harness's CSMS would refuse to send (it validates its own
+        calls), straight into the charge point's endpoint; returns the answer
+        frame (CALLRESULT or CALLERROR) as a list."""
+        self.cp.rpc.receive(json.dumps([2, msg_id, action, payload]))
+        self.cp.tick(self.time.mono)
+        mine = [(d, t) for d, t in self._wire if d == "to_csms" and json.loads(t)[1] == msg_id]
+        for item in mine:
+            self._wire.remove(item)
+        self.pump()
+        assert len(mine) == 1, "no answer to %s" % action
+        return json.loads(mine[0][1])
+
     # --- the link ---------------------------------------------------------------------
     def connect(self):
         self.connected = True
