@@ -22,6 +22,8 @@ and equal to the plain tuples the tests spell out ("card", None, "04A1B2C3").
     maint           None             (request, reply): a tools.diag request
                                      for the engine (firmware/maintenance_handlers.py)
     stop            None             None: end the loop gracefully (SIGTERM)
+    transfer        None             a TransferResult: a download or an image check
+                                     finished (firmware/transfers.py)
 """
 
 from collections import namedtuple
@@ -38,8 +40,10 @@ FRAME = "frame"
 DOWN = "down"
 MAINTENANCE = "maint"
 STOP = "stop"
+TRANSFER = "transfer"
 
-KINDS = (EV, CARD, METER, LOCK, MODEM, FAULT, FAULT_CLEARED, UP, FRAME, DOWN, MAINTENANCE, STOP)
+KINDS = (EV, CARD, METER, LOCK, MODEM, FAULT, FAULT_CLEARED, UP, FRAME, DOWN, MAINTENANCE, STOP,
+         TRANSFER)
 
 
 class Event(namedtuple("Event", "kind connector value")):

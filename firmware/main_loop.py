@@ -18,11 +18,12 @@ from firmware import maintenance_handlers, store_faults
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker)
 from firmware.events import (CARD, DOWN, EV, FAULT, FAULT_CLEARED, FRAME, LOCK, MAINTENANCE,
-                             METER, MODEM, STOP, UP, Event)
+                             METER, MODEM, STOP, TRANSFER, UP, Event)
 from firmware.link import CsmsLink, LinkSettings, build_url, effective_password
 from firmware.station_binding import HalStation
 from firmware.station_state import StationProjection, bench_view
 from firmware.systemd import Notifier
+from firmware.transfers import FirmwareTransfers, TransferWorker
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
 from ocpp_core.rpc import CHARGE_POINT, RpcEndpoint
@@ -60,6 +61,7 @@ class Firmware:
         MODEM: "_on_modem_status",
         STOP: "_on_stop",
         MAINTENANCE: "_on_maintenance_request",
+        TRANSFER: "_on_transfer",
     }
 
     def __init__(self, cfg, hal, clock=None):
@@ -83,7 +85,9 @@ class Firmware:
         self._make_workers()
         self.station = HalStation(self.connector_workers, self._request_restart)
         self.cp = ChargePoint(self.rpc, self.clock, self.store, self.station, self.profile,
-                              self._boot_payload())
+                              self._boot_payload(),
+                              transfers=FirmwareTransfers(self.transfer_worker, cfg.data_dir,
+                                                          ca_bundle=cfg.ca_bundle))
         self.maintenance.attach(self)      # fault log and card hook for tools.diag
         self._apply_engine_settings()
         self.projection = StationProjection()
@@ -112,6 +116,7 @@ class Firmware:
         self.workers.append(ModemWorker(e, self.hal.modem))
         self.indicator = DeviceWorker("indicator", e, None, None, 0)
         self.workers.append(self.indicator)
+        self.transfer_worker = TransferWorker(e)    # Firmware Management: no device, not in workers
 
     def _boot_payload(self):
         payload = self.cfg.boot_notification()
@@ -165,6 +170,7 @@ class Firmware:
                  self.cfg.csms_url, self.cfg.data_dir)
         for w in self.workers:
             w.start()
+        self.transfer_worker.start()
         self.link.start()
         self.systemd.ready("connecting to %s" % self.cfg.csms_url)
         try:
@@ -254,6 +260,10 @@ class Firmware:
     def _on_maintenance_request(self, event):     # a tools.diag request that needs the engine
         maintenance_handlers.dispatch(self, event.value)
 
+    def _on_transfer(self, event):      # a download or an image check finished
+        result = event.value
+        self.cp.firmware.transfer_done(result.op, result.ok, result.detail)
+
     def _trace_frame(self, direction, text):
         _trace(direction, text)
         self.maintenance.publish_trace(direction, text)
@@ -294,9 +304,11 @@ class Firmware:
         self.hal.close()                # every contactor open, whatever else happens
         for w in self.workers:
             w.stop()
+        self.transfer_worker.stop()
         self.link.stop()
         for w in self.workers:
             w.join(2.0)
+        self.transfer_worker.join(2.0)
         log.info("stopped")
 
     # --- what the bench, the tools, systemd and the indicator see ---------------------------

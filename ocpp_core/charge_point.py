@@ -14,6 +14,8 @@ Where things are (see docs/architecture.md):
                    the Reservations service (expiry, Reserved, who may start)
   smart_charging/  the Smart Charging profile: charging profiles, the composite
                    schedule, the offered current (SmartCharging.offer)
+  firmware_management/  UpdateFirmware: FirmwareUpdates (cp.firmware), transfers by
+                   the firmware through a TransferInterface (not yet in profiles.py)
   safety.py        when a session may start and energy may flow
   journal.py       transaction messages, durable      auth.py     idTag decisions
   config.py        configuration keys                 metering.py sampled values
@@ -31,6 +33,7 @@ from ocpp_core.core.registration import ACCEPTED, Registration
 from ocpp_core.core.status import StatusNotifier
 from ocpp_core.core.transactions import StartTransaction, StopTransaction, Transactions
 from ocpp_core.events import Events
+from ocpp_core.firmware_management import FirmwareUpdates
 from ocpp_core.journal import METER, START, STOP, Journal
 from ocpp_core.log import get_logger
 from ocpp_core.profiles import PROFILES
@@ -46,7 +49,7 @@ FAR = 3600.0
 
 
 class ChargePoint:
-    def __init__(self, rpc, clock, store, station, profile, boot_payload):
+    def __init__(self, rpc, clock, store, station, profile, boot_payload, transfers=None):
         self.rpc = rpc
         self.clock = clock
         self.store = store
@@ -78,6 +81,7 @@ class ChargePoint:
         self.availability = Availability(self)
         self.reservations = Reservations(self)   # persisted; ticked for expiry
         self.smart_charging = SmartCharging(self)   # persisted; ticked at period boundaries
+        self.firmware = FirmwareUpdates(self, transfers)   # persisted; asks the firmware
         self.events.listen("config", self._config_changed)
         self._recover()
         for feature in PROFILES:
@@ -115,9 +119,10 @@ class ChargePoint:
     def refresh(self):
         """Recompute outputs and statuses from the current facts."""
         self.reservations.sync()     # ends those of a Faulted/Unavailable connector (3.11)
+        operative = self.station_operative and not self.firmware.holds_connectors()
         for c in self.connectors.values():
             self.apply_outputs(c)
-            self.status.update(c.id, conn.derive_status(c, self.station_operative),
+            self.status.update(c.id, conn.derive_status(c, operative),
                                c.error_code(), c.error_info())
         self._storage_seen = self.storage_problem()
         code, info, vendor = conn.reported_station_error(self.station_faults, self._storage_seen)
@@ -253,6 +258,7 @@ class ChargePoint:
             if interval > 0 and interval != self.config.get("HeartbeatInterval"):
                 self.config.set("HeartbeatInterval", interval)
             self.status.report_all()
+            self.firmware.boot_accepted(self.registration.boot_payload.get("firmwareVersion"))
         else:   # Pending or Rejected: what waits for a plug-in may not start
             self.transactions.drop_authorizations("registration %s" % status)
         self.refresh()
@@ -279,4 +285,5 @@ class ChargePoint:
         if self.storage_problem() != self._storage_seen:
             self.refresh()      # the data dir failed or recovered: connector 0 reports it
         waits.append(self.status.tick(self.online, now))
+        waits.append(self.firmware.tick(now))   # after the statuses: Installed follows them
         return max(0.0, min(w for w in waits if w is not None))

@@ -10,6 +10,7 @@ the clock, resolve() corrects it from the monotonic clock (same boot), so no
 
 import time
 
+from ocpp_core.compat import monotonic as _monotonic
 from ocpp_core.timestamps import format_utc, parse_rfc3339
 
 # Before this instant (2024-01-01) the system clock has certainly not been set.
@@ -26,7 +27,7 @@ def _kernel_boot_id():
 
 
 class Clock:
-    def __init__(self, wall=time.time, monotonic=time.monotonic, boot_id=None):
+    def __init__(self, wall=time.time, monotonic=_monotonic, boot_id=None):
         self._wall = wall
         self.monotonic = monotonic
         self.offset = 0.0          # seconds added to the system clock

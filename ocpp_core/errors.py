@@ -26,7 +26,7 @@ class OcppError(Exception):
     """Raised by a handler (or the validator) to answer a CALL with a CALLERROR."""
 
     def __init__(self, code, description="", details=None):
-        Exception.__init__(self, "%s: %s" % (code, description))
+        super().__init__("%s: %s" % (code, description))   # MicroPython: no Exception.__init__
         self.code = code
         self.description = description
         self.details = details if details is not None else {}

@@ -8,7 +8,9 @@ JSON goes through CPython's C accelerator (_json) directly when it is there: the
 `json` package would pull in `re` (about 1 MiB resident) for nothing we use, and
 json.loads/dumps with keyword arguments build a new decoder/encoder per call.
 Elsewhere (PyPy, other builds) the public `json` module does the same work with
-the same settings, so the output is identical either way.
+the same settings, so the output is identical either way. Where json has no
+JSONDecoder (MicroPython) the strict scanner of ocpp_core.json_strict decodes
+and json.dumps(value, separators) encodes.
 """
 
 from ocpp_core.errors import FORMATION_VIOLATION, PROTOCOL_ERROR
@@ -79,6 +81,10 @@ def _c_codec():
 
 def _py_codec():
     import json
+    if not hasattr(json, "JSONDecoder"):   # MicroPython: see ocpp_core.compat
+        from ocpp_core.json_strict import scan_once
+        dumps = json.dumps
+        return scan_once, lambda value: dumps(value, separators=_DUMPS_SEPARATORS)
     scan_once = json.JSONDecoder(parse_constant=_reject_constant,
                                  parse_float=_finite_float).scan_once
     return scan_once, json.JSONEncoder(separators=_DUMPS_SEPARATORS).encode
@@ -160,7 +166,7 @@ def decode(text):
     if isinstance(text, (bytes, bytearray)):
         try:
             text = text.decode("utf-8")
-        except UnicodeDecodeError:
+        except UnicodeError:   # MicroPython has no UnicodeDecodeError
             return BadFrame("not UTF-8 text")
     n = len(text)
     if n > MAX_FRAME_CHARS:

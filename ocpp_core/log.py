@@ -26,8 +26,12 @@ class LazyLogger:
         """The logging.Logger itself (imports logging)."""
         logger = self._logger
         if logger is None:
-            import logging
-            logger = self._logger = logging.getLogger(self.name)
+            try:
+                import logging
+                logger = logging.getLogger(self.name)
+            except ImportError:      # MicroPython without micropython-lib's logging
+                logger = MiniLogger(self.name)
+            self._logger = logger
         return logger
 
     def isEnabledFor(self, level):
@@ -65,6 +69,48 @@ class LazyLogger:
 
     def __repr__(self):
         return "<LazyLogger %s>" % self.name
+
+
+class MiniLogger:
+    """Where `logging` is missing (MicroPython): one line per record on stderr,
+    "LEVEL name: message", from MiniLogger.level (WARNING) up. Accepts and
+    ignores the keyword arguments of logging (stacklevel, exc_info, ...)."""
+
+    level = 30
+    NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
+
+    def __init__(self, name):
+        self.name = name
+
+    def isEnabledFor(self, level):
+        return level >= MiniLogger.level
+
+    def log(self, level, msg, *args, **kwargs):
+        if level < MiniLogger.level:
+            return
+        if args:
+            try:
+                msg = msg % args
+            except Exception:
+                msg = "%s %r" % (msg, args)
+        import sys
+        print("%s %s: %s" % (MiniLogger.NAMES.get(level, level), self.name, msg),
+              file=sys.stderr)
+
+    def debug(self, msg, *args, **kwargs):
+        self.log(10, msg, *args)
+
+    def info(self, msg, *args, **kwargs):
+        self.log(20, msg, *args)
+
+    def warning(self, msg, *args, **kwargs):
+        self.log(30, msg, *args)
+
+    def error(self, msg, *args, **kwargs):
+        self.log(40, msg, *args)
+
+    def critical(self, msg, *args, **kwargs):
+        self.log(50, msg, *args)
 
 
 _loggers = {}

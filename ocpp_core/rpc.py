@@ -17,6 +17,7 @@ import os
 import time
 
 from ocpp_core import errors, framing
+from ocpp_core.compat import monotonic as _monotonic
 from ocpp_core.catalogue import ACTIONS
 from ocpp_core.log import get_logger
 from ocpp_core.redact import redact_frame
@@ -107,7 +108,7 @@ def _new_id_prefix():
 
 
 class RpcEndpoint:
-    def __init__(self, role, send, clock=time.monotonic, response_timeout=DEFAULT_RESPONSE_TIMEOUT,
+    def __init__(self, role, send, clock=_monotonic, response_timeout=DEFAULT_RESPONSE_TIMEOUT,
                  trace=None):
         if role not in (CHARGE_POINT, CENTRAL_SYSTEM):
             raise ValueError("role must be 'cp' or 'cs'")

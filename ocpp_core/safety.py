@@ -11,6 +11,8 @@ engine drives asks may_deliver_energy(). A rule added here holds everywhere.
 - Faults: no session and no energy with an unsafe fault on the connector or the
   station.
 - Reset: nothing starts and no energy flows once a Reset was accepted.
+- Firmware update (5.19): no session starts while a downloaded image waits to
+  be installed (ocpp_core/firmware_management: FirmwareUpdates.refusal).
 - Reservation (3.11): no session on a reserved connector except for the
   reserved idTag or one with the reservation's parentIdTag; a connector-0
   reservation keeps one connector Available for its idTag
@@ -45,6 +47,9 @@ def session_refusal(cp, c=None, id_tag=None, id_tag_info=None):
         return "the station is faulted"
     if not cp.station_operative:
         return "the station is Inoperative"
+    firmware = getattr(cp, "firmware", None)
+    if firmware is not None and firmware.refusal() is not None:
+        return firmware.refusal()       # 5.19: an installation waits for no new session
     storage = getattr(cp.store, "problem", None)
     if storage is not None and not cp.online:
         return ("the data dir is failing (%s) and the station is offline: the session "

@@ -37,6 +37,7 @@ what it cannot keep (ChangeConfiguration, SendLocalList) needs to know.
 
 Standard library only, plain class: portable to MicroPython (where os.fsync or
 directory fsync may be missing: then those steps are skipped).
+os.rename replaces an existing target on POSIX, littlefs and MicroPython's FAT.
 """
 
 import errno
@@ -285,7 +286,7 @@ class Store:
 
     # --- durability --------------------------------------------------------------------
     def _fsync_fd(self, fd):
-        fsync = getattr(os, "fsync", None)
+        fsync = getattr(os, "fsync", None)   # looked up per call: MicroPython has none
         if fsync is None:
             return
         fsync(fd)

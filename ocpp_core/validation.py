@@ -25,6 +25,7 @@ is exactly what _check reports.
 """
 
 from ocpp_core import errors
+from ocpp_core.compat import float_repr as _float_repr
 from ocpp_core.timestamps import is_rfc3339
 
 _TYPE_WORDS = {"o": "an object", "s": "a string", "i": "an integer", "n": "a number",
@@ -33,7 +34,7 @@ _TYPE_WORDS = {"o": "an object", "s": "a string", "i": "an integer", "n": "a num
 
 class Violation(Exception):
     def __init__(self, code, path, message):
-        Exception.__init__(self, "%s: %s" % (path or "payload", message))
+        super().__init__("%s: %s" % (path or "payload", message))   # MicroPython: no Exception.__init__
         self.code = code
         self.path = path
         self.message = message
@@ -45,16 +46,18 @@ class Violation(Exception):
 _URI_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
                        "-._~:/?#[]@!$&'()*+,;=%")
 _HEX = "0123456789abcdefABCDEF"
+_ALPHA = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-.")
 
 
 def is_uri(text):
     """RFC 3986 absolute URI, checked lightly: a scheme, ':', then only URI
     characters with well-formed %-escapes (enough to refuse a path or garbage)."""
     colon = text.find(":")
-    if colon < 1 or not text[0].isalpha() or not text[0].isascii():
+    if colon < 1 or text[0] not in _ALPHA:     # sets, not str.isascii: MicroPython has none
         return False
     for c in text[1:colon]:
-        if not (c.isascii() and (c.isalnum() or c in "+-.")):
+        if c not in _SCHEME_CHARS:
             return False
     i, n = colon + 1, len(text)
     while i < n:
@@ -78,7 +81,7 @@ def _decimal_parts(x):
     spells: the shortest that round-trips, i.e. what json.dumps writes."""
     if type(x) is int:
         return x, 0
-    mantissa, _, exponent = repr(x).partition("e")
+    mantissa, _, exponent = _float_repr(x).partition("e")   # repr on CPython
     whole, _, fraction = mantissa.partition(".")
     return int(whole + fraction), (int(exponent) if exponent else 0) - len(fraction)
 
