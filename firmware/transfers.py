@@ -148,10 +148,7 @@ def _fetch_ftp(parts, out, timeout, max_bytes):
             out.write(chunk)
         # the path from the URL, as the server names it (absolute when it starts with /)
         ftp.retrbinary("RETR " + path, write, blocksize=CHUNK)
-        try:
-            ftp.quit()
-        except (OSError, EOFError, ftplib.Error):
-            pass
+        _quit(ftp)
         return size[0]
     finally:
         ftp.close()
@@ -195,6 +192,14 @@ def _ftp_login(parts, timeout):
     return ftp
 
 
+def _quit(ftp):
+    """A polite QUIT; the transfer is complete whatever the server says to it."""
+    try:
+        ftp.quit()
+    except (OSError, EOFError, ftplib.Error):
+        pass
+
+
 def _send_ftp(parts, f, name, timeout):
     folder = urllib.parse.unquote(parts.path)
     ftp = _ftp_login(parts, timeout)
@@ -202,10 +207,7 @@ def _send_ftp(parts, f, name, timeout):
         if folder not in ("", "/"):
             ftp.cwd(folder)
         ftp.storbinary("STOR " + name, f, blocksize=CHUNK)
-        try:
-            ftp.quit()
-        except (OSError, EOFError, ftplib.Error):
-            pass
+        _quit(ftp)
     finally:
         ftp.close()
 

@@ -58,3 +58,31 @@ def raw_csms():
     s = RawCsms()
     yield s
     s.stop()
+
+
+@pytest.fixture
+def h(tmp_path):
+    """The in-process charge point on a virtual clock (tests/support/core_harness.py),
+    status changes reported at once; no CALLERROR may have been needed by the end.
+    A test module may define its own `h`."""
+    from tests.support.core_harness import FAST, Harness
+    harness = Harness(tmp_path / "data", config=FAST)
+    yield harness
+    harness.check_clean()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """(cert, key) PEM paths of a self-signed certificate for 127.0.0.1."""
+    import shutil
+    import subprocess
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)

@@ -7,17 +7,9 @@ import pytest
 
 from ocpp_core.auth import authorization_decision
 from ocpp_core.station import StationProfile
-from tests.support.core_harness import Harness
+from tests.support.core_harness import FAST, Harness
 
-FAST = {"MinimumStatusDuration": 0}
 TAG = "04A1B2C3"
-
-
-@pytest.fixture
-def h(tmp_path):
-    harness = Harness(tmp_path / "data", config=FAST)
-    yield harness
-    harness.check_clean()
 
 
 def charging(h, tag=TAG):

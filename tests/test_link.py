@@ -5,10 +5,8 @@ import hashlib
 import logging
 import queue
 import random
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 
@@ -430,18 +428,6 @@ def test_reasons_never_carry_the_password(servers, links):
 
 # --- wss:// ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return str(cert), str(key)
 
 
 def test_wss_with_ca_bundle(servers, links, tls_files):

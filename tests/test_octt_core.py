@@ -10,22 +10,8 @@ import pytest
 
 from ocpp_core.station import StationProfile
 from ocpp_core.timestamps import parse_rfc3339
-from tests.support.core_harness import Harness
+from tests.support.core_harness import FAST, booted, Harness
 
-FAST = {"MinimumStatusDuration": 0}
-
-
-@pytest.fixture
-def h(tmp_path):
-    harness = Harness(tmp_path / "data", config=FAST)
-    yield harness
-    harness.check_clean()
-
-
-def booted(h):
-    h.boot()
-    assert h.sent()[0][0] == "BootNotification"
-    return h
 
 
 def charging(h, tag="04A1B2C3"):

@@ -19,25 +19,11 @@ import pytest
 
 from ocpp_core.auth import LocalList
 from ocpp_core.store import Store
-from tests.support.core_harness import Harness
+from tests.support.core_harness import FAST, booted, Harness
 
-FAST = {"MinimumStatusDuration": 0}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CARD = "04A1B2C3"
-
-
-@pytest.fixture
-def h(tmp_path):
-    harness = Harness(tmp_path / "data", config=FAST)
-    yield harness
-    harness.check_clean()
-
-
-def booted(h):
-    h.boot()
-    assert h.sent()[0][0] == "BootNotification"
-    return h
 
 
 def entry(tag, status="Accepted", **extra):

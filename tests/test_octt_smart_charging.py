@@ -10,9 +10,8 @@ import pytest
 from ocpp_core import smart_charging
 from ocpp_core.profiles import PROFILES
 from ocpp_core.timestamps import format_utc, parse_rfc3339
-from tests.support.core_harness import Harness
+from tests.support.core_harness import FAST, Harness
 
-FAST = {"MinimumStatusDuration": 0}
 TAG = "04A1B2C3"
 
 

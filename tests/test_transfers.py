@@ -253,20 +253,6 @@ def test_install_verifies_the_downloaded_image(tmp_path):
         worker.join(5)
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    import shutil
-    import subprocess
-    if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return str(cert), str(key)
 
 
 def test_https_download_with_the_ca_bundle_and_refused_without(tls_files, tmp_path):

@@ -317,3 +317,14 @@ class Harness:
 
     def check_clean(self):
         assert not self.csms_errors, "the CSMS had to answer CALLERRORs: %r" % self.csms_errors
+
+
+# Status changes reported at once: the OCTT tests assert exact message order.
+FAST = {"MinimumStatusDuration": 0}
+
+
+def booted(h):
+    """Connect and get through BootNotification (and assert it came first)."""
+    h.boot()
+    assert h.sent()[0][0] == "BootNotification"
+    return h
