@@ -348,6 +348,112 @@ _SPECS = r"""{
     }, ["requestedMessage"]],
     ["o", {
         "status": ["s", 0, ["Accepted", "Rejected", "NotImplemented"], null]
+    }, ["status"]]],
+"CertificateSigned": ["Security", "cs",
+    ["o", {
+        "certificateChain": ["s", 10000, null, null]
+    }, ["certificateChain"]],
+    ["o", {
+        "status": ["s", 0, ["Accepted", "Rejected"], null]
+    }, ["status"]]],
+"DeleteCertificate": ["Security", "cs",
+    ["o", {
+        "certificateHashData": ["o", {
+            "hashAlgorithm": ["s", 0, ["SHA256", "SHA384", "SHA512"], null],
+            "issuerNameHash": ["s", 128, null, null],
+            "issuerKeyHash": ["s", 128, null, null],
+            "serialNumber": ["s", 40, null, null]
+        }, ["hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber"]]
+    }, ["certificateHashData"]],
+    ["o", {
+        "status": ["s", 0, ["Accepted", "Failed", "NotFound"], null]
+    }, ["status"]]],
+"ExtendedTriggerMessage": ["Security", "cs",
+    ["o", {
+        "requestedMessage": ["s", 0, ["BootNotification", "LogStatusNotification", "FirmwareStatusNotification", "Heartbeat", "MeterValues", "SignChargePointCertificate", "StatusNotification"], null],
+        "connectorId": ["i"]
+    }, ["requestedMessage"]],
+    ["o", {
+        "status": ["s", 0, ["Accepted", "Rejected", "NotImplemented"], null]
+    }, ["status"]]],
+"GetInstalledCertificateIds": ["Security", "cs",
+    ["o", {
+        "certificateType": ["s", 0, ["CentralSystemRootCertificate", "ManufacturerRootCertificate"], null]
+    }, ["certificateType"]],
+    ["o", {
+        "certificateHashData": ["a", ["o", {
+            "hashAlgorithm": ["s", 0, ["SHA256", "SHA384", "SHA512"], null],
+            "issuerNameHash": ["s", 128, null, null],
+            "issuerKeyHash": ["s", 128, null, null],
+            "serialNumber": ["s", 40, null, null]
+        }, ["hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber"]], 1],
+        "status": ["s", 0, ["Accepted", "NotFound"], null]
+    }, ["status"]]],
+"GetLog": ["Security", "cs",
+    ["o", {
+        "log": ["o", {
+            "remoteLocation": ["s", 512, null, null],
+            "oldestTimestamp": ["s", 0, null, "date-time"],
+            "latestTimestamp": ["s", 0, null, "date-time"]
+        }, ["remoteLocation"]],
+        "logType": ["s", 0, ["DiagnosticsLog", "SecurityLog"], null],
+        "requestId": ["i"],
+        "retries": ["i"],
+        "retryInterval": ["i"]
+    }, ["logType", "requestId", "log"]],
+    ["o", {
+        "status": ["s", 0, ["Accepted", "Rejected", "AcceptedCanceled"], null],
+        "filename": ["s", 255, null, null]
+    }, ["status"]]],
+"InstallCertificate": ["Security", "cs",
+    ["o", {
+        "certificateType": ["s", 0, ["CentralSystemRootCertificate", "ManufacturerRootCertificate"], null],
+        "certificate": ["s", 5500, null, null]
+    }, ["certificateType", "certificate"]],
+    ["o", {
+        "status": ["s", 0, ["Accepted", "Failed", "Rejected"], null]
+    }, ["status"]]],
+"LogStatusNotification": ["Security", "cp",
+    ["o", {
+        "status": ["s", 0, ["BadMessage", "Idle", "NotSupportedOperation", "PermissionDenied", "Uploaded", "UploadFailure", "Uploading"], null],
+        "requestId": ["i"]
+    }, ["status"]],
+    ["o", {}, []]],
+"SecurityEventNotification": ["Security", "cp",
+    ["o", {
+        "type": ["s", 50, null, null],
+        "timestamp": ["s", 0, null, "date-time"],
+        "techInfo": ["s", 255, null, null]
+    }, ["type", "timestamp"]],
+    ["o", {}, []]],
+"SignCertificate": ["Security", "cp",
+    ["o", {
+        "csr": ["s", 5500, null, null]
+    }, ["csr"]],
+    ["o", {
+        "status": ["s", 0, ["Accepted", "Rejected"], null]
+    }, ["status"]]],
+"SignedFirmwareStatusNotification": ["Security", "cp",
+    ["o", {
+        "status": ["s", 0, ["Downloaded", "DownloadFailed", "Downloading", "DownloadScheduled", "DownloadPaused", "Idle", "InstallationFailed", "Installing", "Installed", "InstallRebooting", "InstallScheduled", "InstallVerificationFailed", "InvalidSignature", "SignatureVerified"], null],
+        "requestId": ["i"]
+    }, ["status"]],
+    ["o", {}, []]],
+"SignedUpdateFirmware": ["Security", "cs",
+    ["o", {
+        "retries": ["i"],
+        "retryInterval": ["i"],
+        "requestId": ["i"],
+        "firmware": ["o", {
+            "location": ["s", 512, null, null],
+            "retrieveDateTime": ["s", 0, null, "date-time"],
+            "installDateTime": ["s", 0, null, "date-time"],
+            "signingCertificate": ["s", 5500, null, null],
+            "signature": ["s", 800, null, null]
+        }, ["location", "retrieveDateTime", "signingCertificate", "signature"]]
+    }, ["requestId", "firmware"]],
+    ["o", {
+        "status": ["s", 0, ["Accepted", "Rejected", "AcceptedCanceled", "InvalidCertificate", "RevokedCertificate"], null]
     }, ["status"]]]
 }"""
 

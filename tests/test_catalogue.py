@@ -49,21 +49,40 @@ EXPECTED = {
     "TriggerMessage": ("RemoteTrigger", CS),
 }
 
-# Schemas the `ocpp` package ships for the 1.6 security extension (white paper
-# "Improved security for OCPP 1.6-J"): not part of OCPP 1.6 Edition 2 itself.
+# The 1.6 security extension (white paper "Improved security for OCPP 1.6-J",
+# edition 3): not part of OCPP 1.6 Edition 2 itself; the catalogue files them
+# under the profile name "Security". Who sends each CALL: whitepaper section 6.
 SECURITY_EXTENSION = {
-    "CertificateSigned", "DeleteCertificate", "ExtendedTriggerMessage",
-    "GetInstalledCertificateIds", "GetLog", "InstallCertificate", "LogStatusNotification",
-    "SecurityEventNotification", "SignCertificate", "SignedFirmwareStatusNotification",
-    "SignedUpdateFirmware",
+    "CertificateSigned": CS, "DeleteCertificate": CS, "ExtendedTriggerMessage": CS,
+    "GetInstalledCertificateIds": CS, "GetLog": CS, "InstallCertificate": CS,
+    "LogStatusNotification": CP, "SecurityEventNotification": CP, "SignCertificate": CP,
+    "SignedFirmwareStatusNotification": CP, "SignedUpdateFirmware": CS,
 }
 
 SCHEMA_DIR = gen_catalogue.default_schema_dir()
 
 
-def test_exactly_the_28_actions_of_ocpp16():
-    assert len(EXPECTED) == 28
-    assert set(ACTIONS) == set(EXPECTED)
+def test_the_28_actions_of_ocpp16_and_the_11_of_the_security_extension():
+    assert len(EXPECTED) == 28 and len(SECURITY_EXTENSION) == 11
+    assert set(ACTIONS) == set(EXPECTED) | set(SECURITY_EXTENSION)
+
+
+@pytest.mark.parametrize("action", sorted(SECURITY_EXTENSION))
+def test_security_extension_profile_and_direction(action):
+    profile, sender, request, response = ACTIONS[action]
+    assert (profile, sender) == ("Security", SECURITY_EXTENSION[action])
+    assert request[0] == "o" and response[0] == "o"
+
+
+def test_security_definitions_are_resolved_inline():
+    """$ref into "definitions" (whitepaper schemas) becomes the referenced node:
+    the hash data of GetInstalledCertificateIds.conf is a checked object."""
+    _, _, _, response = ACTIONS["GetInstalledCertificateIds"]
+    items = response[1]["certificateHashData"]
+    assert items[0] == "a" and items[2] == 1
+    fields = items[1][1]
+    assert fields["serialNumber"] == ("s", 40, None, None)
+    assert fields["hashAlgorithm"][2] == ("SHA256", "SHA384", "SHA512")
 
 
 @pytest.mark.parametrize("action", sorted(EXPECTED))
@@ -79,7 +98,8 @@ def test_profiles_match_the_specification_counts():
     for profile, _, _, _ in ACTIONS.values():
         counts[profile] = counts.get(profile, 0) + 1
     assert counts == {"Core": 16, "FirmwareManagement": 4, "LocalAuthListManagement": 2,
-                      "Reservation": 2, "SmartCharging": 3, "RemoteTrigger": 1}
+                      "Reservation": 2, "SmartCharging": 3, "RemoteTrigger": 1,
+                      "Security": 11}
 
 
 def test_generator_table_matches_catalogue():
@@ -103,11 +123,11 @@ def test_schema_files_exist(action):
 
 
 def test_no_unexpected_schemas():
-    """Every 1.6 schema the package ships is either in the catalogue or a known
-    security-extension message (so a new core schema cannot slip by unnoticed)."""
+    """Every 1.6 schema the package ships is in the catalogue, and nothing else
+    (so a new schema cannot slip by unnoticed)."""
     names = set()
     for fn in os.listdir(SCHEMA_DIR):
         if fn.endswith(".json"):
             base = fn[:-5]
             names.add(base[:-len("Response")] if base.endswith("Response") else base)
-    assert names - set(ACTIONS) == SECURITY_EXTENSION
+    assert names == set(ACTIONS)

@@ -15,7 +15,8 @@ import json
 import os
 import sys
 
-# The 28 actions of OCPP 1.6 (Edition 2) by feature profile; who sends the CALL.
+# The 28 actions of OCPP 1.6 (Edition 2) by feature profile, then the 11 of the
+# OCA's "Improved security for OCPP 1.6-J" (edition 3); who sends the CALL.
 CP, CS, BOTH = "cp", "cs", "both"
 ACTIONS = (
     ("Authorize", "Core", CP),
@@ -46,10 +47,25 @@ ACTIONS = (
     ("GetCompositeSchedule", "SmartCharging", CS),
     ("SetChargingProfile", "SmartCharging", CS),
     ("TriggerMessage", "RemoteTrigger", CS),
+    ("CertificateSigned", "Security", CS),
+    ("DeleteCertificate", "Security", CS),
+    ("ExtendedTriggerMessage", "Security", CS),
+    ("GetInstalledCertificateIds", "Security", CS),
+    ("GetLog", "Security", CS),
+    ("InstallCertificate", "Security", CS),
+    ("LogStatusNotification", "Security", CP),
+    ("SecurityEventNotification", "Security", CP),
+    ("SignCertificate", "Security", CP),
+    ("SignedFirmwareStatusNotification", "Security", CP),
+    ("SignedUpdateFirmware", "Security", CS),
 )
 
 _KNOWN_KEYWORDS = {"$schema", "title", "type", "properties", "required", "additionalProperties",
                    "enum", "maxLength", "format", "items", "minItems", "multipleOf"}
+# Keywords of the security whitepaper's schemas that change nothing we check:
+# "$id" and "javaType" name things, "definitions" holds what "$ref" points at
+# (resolved inline), "additionalItems" only matters for tuple-typed arrays.
+_IGNORED_KEYWORDS = {"$id", "javaType", "definitions", "additionalItems"}
 
 
 def default_schema_dir():
@@ -69,8 +85,21 @@ class _Writer:
     """Turns schema nodes into the JSON text of spec nodes (see
     ocpp_core/validation.py), one field per line."""
 
+    def __init__(self):
+        self.definitions = {}
+
+    def root(self, schema, where, indent):
+        self.definitions = schema.get("definitions", {})
+        return self.node(schema, where, indent)
+
     def node(self, schema, where, indent):
-        unknown = set(schema) - _KNOWN_KEYWORDS
+        ref = schema.get("$ref")
+        if ref is not None:
+            name = ref[len("#/definitions/"):] if ref.startswith("#/definitions/") else None
+            if name not in self.definitions or len(schema) != 1:
+                raise SystemExit("%s: $ref %r not supported" % (where, ref))
+            return self.node(self.definitions[name], where, indent)
+        unknown = set(schema) - _KNOWN_KEYWORDS - _IGNORED_KEYWORDS
         if unknown:
             raise SystemExit("%s: schema keyword(s) %s not supported by the generator"
                              % (where, sorted(unknown)))
@@ -120,7 +149,7 @@ def render(schema_dir):
             path = os.path.join(schema_dir, action + suffix + ".json")
             with open(path, encoding="utf-8") as f:
                 schema = json.load(f)
-            specs.append(w.node(schema, action + suffix, 4))
+            specs.append(w.root(schema, action + suffix, 4))
         body.append('%s: [%s, %s,\n    %s,\n    %s]'
                     % (_json_string(action), _json_string(profile), _json_string(sender),
                        specs[0], specs[1]))
