@@ -1,5 +1,5 @@
 """File transfers for Firmware Management: downloads (fetch, download) and
-uploads (send, for GetDiagnostics; not wired to the engine yet) on a worker
+uploads (send, for GetDiagnostics and GetLog: firmware/diagnostics.py) on a worker
 thread of their own, so that a slow, stalled or dead server never delays
 the main loop. Results reach the main loop as events (firmware/events.py):
 
@@ -155,9 +155,10 @@ def _fetch_ftp(parts, out, timeout, max_bytes):
 
 
 def send(location, source, name, timeout=TIMEOUT, ca_bundle=None):
-    """Upload the file source as `name` (GetDiagnostics): ftp:// STOR (passive,
-    into the URL's directory), http(s):// PUT to the URL + name when the URL
-    ends with "/", else to the URL itself. -> bytes sent; raises TransferError."""
+    """Upload the file source as `name` (GetDiagnostics, GetLog): ftp:// STOR
+    (passive, into the URL's directory), http(s):// PUT (POST multipart/form-data
+    when the server answers PUT with 405) to the URL + name when the URL ends
+    with "/", else to the URL itself. -> bytes sent; raises TransferError."""
     parts = urllib.parse.urlsplit(location)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES or not parts.hostname:
@@ -213,13 +214,50 @@ def _send_ftp(parts, f, name, timeout):
 
 
 def _send_http(location, scheme, f, size, name, timeout, ca_bundle):
+    """PUT the file; a server that answers 405 Method Not Allowed gets it again
+    as an HTML-form upload (POST multipart/form-data, field "file"). The CSMS
+    says nothing but a URL (GetDiagnostics.req location), so the station cannot
+    know beforehand which of the two the server takes: PUT first (the plain
+    HTTP upload, RFC 9110), POST as the web servers' file-upload form does."""
     context = ssl.create_default_context(cafile=ca_bundle) if scheme == "https" else None
     location, headers = _basic_auth(location)
     if location.endswith("/"):
         location += urllib.parse.quote(name)
-    headers["Content-Length"] = str(size)
-    headers["Content-Type"] = "application/octet-stream"
-    request = urllib.request.Request(location, data=f, headers=headers, method="PUT")
+    put = dict(headers, **{"Content-Length": str(size),
+                           "Content-Type": "application/octet-stream"})
+    request = urllib.request.Request(location, data=f, headers=put, method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            response.read()
+        return
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code != 405:
+            raise
+    log.info("%s refuses PUT (405): uploading with POST multipart/form-data",
+             mask_url_userinfo(location))
+    f.seek(0)
+    _post_multipart(location, headers, f, size, name, timeout, context)
+
+
+def _post_multipart(location, headers, f, size, name, timeout, context):
+    boundary = "pi-ocpp-" + base64.b16encode(os.urandom(12)).decode().lower()
+    quoted = name.replace("\\", "_").replace('"', "_")
+    head = ("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n" % (boundary, quoted)).encode()
+    tail = ("\r\n--%s--\r\n" % boundary).encode()
+
+    def body():         # streamed: the bundle is not read into memory
+        yield head
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                break
+            yield chunk
+        yield tail
+    post = dict(headers, **{"Content-Length": str(len(head) + size + len(tail)),
+                            "Content-Type": "multipart/form-data; boundary=" + boundary})
+    request = urllib.request.Request(location, data=body(), headers=post, method="POST")
     with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         response.read()
 

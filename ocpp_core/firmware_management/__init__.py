@@ -1,21 +1,26 @@
 """The Firmware Management profile (OCPP 1.6 sections 4.4, 4.5, 5.9, 5.19):
-UpdateFirmware and FirmwareStatusNotification so far (GetDiagnostics and
-DiagnosticsStatusNotification are not there yet).
+UpdateFirmware and FirmwareStatusNotification, GetDiagnostics and
+DiagnosticsStatusNotification.
 
 - FirmwareUpdates (updates.py): the service the façade constructs
   (cp.firmware) and ticks; it answers events.ask("firmware_status") for
   TriggerMessage. The firmware does the transfers through a TransferInterface.
+- DiagnosticsUploads (diagnostics.py): cp.diagnostics (uploads_of(cp)); the
+  firmware builds and uploads the bundle through an UploadInterface; it
+  answers events.ask("diagnostics_status").
 - Not yet in ocpp_core/profiles.py: the profile is registered once the A/B
   install, its rollback and the diagnostics upload are there (issue 12).
 """
 
+from ocpp_core.firmware_management.diagnostics import (DiagnosticsUploads, GetDiagnostics,
+                                                       UploadInterface)
 from ocpp_core.firmware_management.updates import (FirmwareUpdates, TransferInterface,
                                                    UpdateFirmware)
 
 NAME = "FirmwareManagement"
 
-__all__ = ["FirmwareUpdates", "TransferInterface", "UpdateFirmware", "NAME", "operations"]
+__all__ = ["DiagnosticsUploads", "GetDiagnostics", "UploadInterface", "FirmwareUpdates", "TransferInterface", "UpdateFirmware", "NAME", "operations"]
 
 
 def operations(cp):
-    return [UpdateFirmware(cp)]
+    return [UpdateFirmware(cp), GetDiagnostics(cp)]

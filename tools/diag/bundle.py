@@ -11,9 +11,11 @@
         logs.txt                journalctl -u pi-ocpp --since ... (if available)
         firmware.log            the tail of --log-file FILE (if given)
 
-Secrets: in station.ini every option whose name says password, secret, key or
-token is replaced by <redacted>, user information in URLs too; every value
-redacted that way is then also scrubbed from every other file. The firmware
+The parts and their redaction are firmware/diag_bundle.py's (the firmware
+uploads the same bundle for GetDiagnostics). Secrets: in station.ini every
+option whose name says password, secret, key or token is replaced by
+<redacted>, user information in URLs too; every value redacted that way is
+then also scrubbed from every other file, and so is any PEM private key. The firmware
 never sends the AuthorizationKey or the basic-auth password over its socket.
 
 With the firmware not running, the bundle still holds what can be had without
@@ -21,27 +23,18 @@ it (versions, config file, logs) and the exit status is 2; otherwise 0, or 1
 when a part could not be collected. The path is printed last.
 """
 
-import io
-import json
 import os
-import platform
 import re
-import shutil
-import subprocess
 import sys
-import tarfile
 import time
 
-from ocpp_core.redact import mask_secrets, mask_url_userinfo
+from firmware.diag_bundle import (LOG_TAIL_BYTES, REDACTED, SECRET_WORDS,  # noqa: F401 (API)
+                                  Bundle, add_station_ini, journal_logs, log_tail, redact_ini,
+                                  redact_urls, scrub, versions)
 from tools.diag import client, render, selftest
 
 UNIT = "pi-ocpp"
 SINCE = "24 hours ago"
-JOURNALCTL_TIMEOUT = 30.0
-LOG_TAIL_BYTES = 5 * 1024 * 1024
-REDACTED = "<redacted>"
-SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "credential", "passphrase")
-_OPTION = re.compile(r"^(\s*)([^=:\s;#\[][^=:]*?)(\s*[=:]\s*)(.*?)\s*$")
 
 
 def add_parser(subparsers):
@@ -59,134 +52,6 @@ def add_parser(subparsers):
     p.add_argument("--timeout", type=float, default=15.0,
                    help="seconds allowed for each request to the firmware (default 15)")
     return p
-
-
-# --- redaction -------------------------------------------------------------------------------
-
-def _secret_name(name):
-    name = name.strip().lower()
-    return any(word in name for word in SECRET_WORDS)
-
-
-def redact_urls(text):
-    return mask_url_userinfo(text, REDACTED)
-
-
-def redact_ini(text):
-    """(redacted text, the secret values found). Comments and layout are kept; a
-    multi-line value of a secret option is redacted whole."""
-    out, secrets = [], []
-    in_secret = False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if in_secret and line[:1] in (" ", "\t") and stripped and \
-                not stripped.startswith(("#", ";")):
-            secrets.append(stripped)
-            continue                      # continuation of a secret value: dropped
-        in_secret = False
-        m = _OPTION.match(line)
-        if m and not stripped.startswith(("#", ";", "[")) and _secret_name(m.group(2)):
-            value = m.group(4)
-            if value:
-                secrets.append(value)
-                line = m.group(1) + m.group(2) + m.group(3) + REDACTED
-            in_secret = True
-        out.append(redact_urls(line))
-    return "\n".join(out) + "\n", secrets
-
-
-def scrub(text, secrets):
-    return redact_urls(mask_secrets(text, secrets, REDACTED))
-
-
-# --- collection ------------------------------------------------------------------------------
-
-def versions():
-    info = {"python": sys.version, "executable": sys.executable,
-            "platform": platform.platform(), "machine": platform.machine()}
-    try:
-        from ocpp_core import __version__
-        info["firmware_package"] = __version__
-    except ImportError:
-        pass
-    for path, key in (("/proc/device-tree/model", "board"), ("/etc/os-release", "os_release")):
-        try:
-            with open(path, "rb") as f:
-                info[key] = f.read(4096).decode("utf-8", "replace").strip("\x00\n")
-        except OSError:
-            pass
-    try:
-        from importlib import metadata
-        packages = {}
-        for dist in metadata.distributions():
-            name = dist.metadata["Name"]
-            if name:
-                packages[name] = dist.version
-        info["packages"] = dict(sorted(packages.items(), key=lambda kv: kv[0].lower()))
-    except Exception as e:    # a broken installation must not stop the bundle
-        info["packages_error"] = str(e)
-    return info
-
-
-def journal_logs(unit, since):
-    """(text, None) or (None, why not)."""
-    exe = shutil.which("journalctl")
-    if exe is None:
-        return None, "journalctl is not installed"
-    try:
-        done = subprocess.run([exe, "-u", unit, "--since", since, "--no-pager", "-o",
-                               "short-iso", "-q"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=JOURNALCTL_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return None, "journalctl took longer than %g s" % JOURNALCTL_TIMEOUT
-    except OSError as e:
-        return None, "journalctl failed: %s" % (e.strerror or e)
-    text = done.stdout.decode("utf-8", "replace")
-    if done.returncode != 0:
-        why = " ".join(done.stderr.decode("utf-8", "replace").split())[:200]
-        return None, "journalctl -u %s failed (%s)" % (unit, why or "exit %d" % done.returncode)
-    if not text.strip() or text.strip() == "-- No entries --":
-        return None, "no journal entries for unit %s since %s" % (unit, since)
-    return text, None
-
-
-def log_tail(path):
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - LOG_TAIL_BYTES))
-        data = f.read()
-    return data.decode("utf-8", "replace")
-
-
-class Bundle:
-    def __init__(self):
-        self.files = {}       # name -> text
-        self.skipped = []     # (what, why)
-        self.secrets = []
-
-    def add_json(self, name, obj):
-        self.files[name] = json.dumps(obj, indent=2, default=str) + "\n"
-
-    def write(self, path, top):
-        readme = ["Diagnostic bundle of a pi-ocpp charge point, made %s UTC by "
-                  "`python -m tools.diag bundle`." % time.strftime("%Y-%m-%d %H:%M:%S",
-                                                                     time.gmtime()),
-                  "Secrets (passwords, keys) were redacted.", "", "Files:"]
-        readme += ["  %s" % n for n in sorted(self.files)]
-        if self.skipped:
-            readme += ["", "Not included:"] + ["  %s: %s" % s for s in self.skipped]
-        self.files["README.txt"] = "\n".join(readme) + "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-                for name in sorted(self.files):
-                    data = scrub(self.files[name], self.secrets).encode("utf-8")
-                    member = tarfile.TarInfo("%s/%s" % (top, name))
-                    member.size = len(data)
-                    member.mtime = int(time.time())
-                    member.mode = 0o600
-                    tar.addfile(member, io.BytesIO(data))
 
 
 def _config_file(args, status):
@@ -235,13 +100,7 @@ def run(args, out):
         progress("bundle: station config...")
         config_path = _config_file(args, status)
         if config_path:
-            try:
-                with open(config_path, encoding="utf-8", errors="replace") as f:
-                    text, secrets = redact_ini(f.read())
-                b.secrets.extend(secrets)
-                b.files["station.ini"] = "; %s\n%s" % (config_path, text)
-            except OSError as e:
-                b.skipped.append(("station.ini", "%s: %s" % (config_path, e.strerror or e)))
+            if not add_station_ini(b, config_path):
                 failed.append("station.ini")
         else:
             b.skipped.append(("station.ini", "no config file (the firmware was started with "

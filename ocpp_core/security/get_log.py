@@ -1,0 +1,96 @@
+"""GetLog and its LogStatusNotifications (OCA "Improved security for OCPP
+1.6-J", the Security extension's GetLog.req/.conf and LogStatusNotification.req):
+the LogUploads service and the GetLog operation. The upload itself is the one
+GetDiagnostics uses (UploadSlot and UploadInterface in
+ocpp_core/firmware_management/diagnostics.py).
+
+- logType DiagnosticsLog: the diagnostics bundle (as GetDiagnostics);
+  SecurityLog: the security log's lines (the firmware keeps them), both
+  between log.oldestTimestamp and log.latestTimestamp.
+- GetLog.conf: Accepted with the filename; AcceptedCanceled when an upload of
+  an earlier GetLog was running (it is cancelled: the whitepaper "Accepted
+  this log upload, but in doing this has canceled an ongoing log file
+  upload"); Rejected when nothing can be uploaded (no firmware upload
+  attached) or the remoteLocation's scheme is not ftp, http or https.
+- LogStatusNotification (with the requestId of the GetLog): Uploading when
+  the upload starts, then Uploaded, or the status that fits the failure of
+  the last attempt: PermissionDenied (HTTP 401/403, FTP 530/550 permission),
+  NotSupportedOperation (HTTP 405/501 after the POST fallback, FTP 502/504),
+  BadMessage (a location that cannot be used, a protocol error) or
+  UploadFailure (anything else: timeout, connection refused or closed, 404).
+  Nothing is sent for a cancelled upload.
+- Idle only when triggered (ExtendedTriggerMessage, another part of the
+  extension) while no upload runs: status() answers events.ask("log_status")
+  with (status, requestId or None).
+- retries / retryInterval as GetDiagnostics (retries = attempts, at least one).
+"""
+
+from ocpp_core.firmware_management.diagnostics import (DEFAULT_RETRY_INTERVAL, IDLE, UPLOADED,
+                                                        UPLOADING, UploadSlot, attempts_of,
+                                                        file_stamp, safe_name, time_or_none)
+from ocpp_core.rpc import Reply
+
+OP = "log"
+UPLOAD_FAILURE = "UploadFailure"
+FAILURES = ("BadMessage", "NotSupportedOperation", "PermissionDenied", UPLOAD_FAILURE)
+_NAMES = {"DiagnosticsLog": ("diagnostics", ".tar.gz"), "SecurityLog": ("security", ".log")}
+
+
+class LogUploads(UploadSlot):
+    """cp.log_uploads once logs_of(cp) made it."""
+    op = OP
+
+    def attach(self, uploads):
+        UploadSlot.attach(self, uploads)
+        self.cp.events.listen("log_status", self.status)
+
+    def status(self):
+        """(status, requestId) for a triggered LogStatusNotification."""
+        if self.running is None:
+            return IDLE, None
+        return UPLOADING, self.running["request_id"]
+
+    def file_name(self, kind):
+        what, ext = _NAMES[kind]
+        return "%s-%s-%s%s" % (safe_name(self.uploads.station_id), what,
+                               file_stamp(self.cp.clock.now()), ext)
+
+    def notify(self, status, request):
+        self.cp.rpc.call("LogStatusNotification",
+                         {"status": status, "requestId": request["request_id"]})
+
+    def notify_failure(self, failure, request):
+        self.notify(failure if failure in FAILURES else UPLOAD_FAILURE, request)
+
+
+def logs_of(cp):
+    service = getattr(cp, "log_uploads", None)
+    if service is None:
+        service = cp.log_uploads = LogUploads(cp)
+    return service
+
+
+class GetLog:
+    action = "GetLog"
+
+    def __init__(self, cp):
+        self.cp = cp
+
+    def handle(self, payload):
+        service = logs_of(self.cp)
+        where = payload["log"]
+        if not service.supports(where["remoteLocation"]):
+            return {"status": "Rejected"}
+        kind = payload["logType"]
+        request, cancels = service.prepare(
+            kind=kind, request_id=payload["requestId"], location=where["remoteLocation"],
+            name=service.file_name(kind), start=time_or_none(where.get("oldestTimestamp")),
+            stop=time_or_none(where.get("latestTimestamp")),
+            attempts=attempts_of(payload.get("retries")),
+            interval=payload.get("retryInterval", DEFAULT_RETRY_INTERVAL))
+        status = "AcceptedCanceled" if cancels else "Accepted"
+        return Reply({"status": status, "filename": request["name"]},
+                     then=lambda: service.start(request))
+
+
+__all__ = ["GetLog", "LogUploads", "logs_of", "UPLOADED"]
