@@ -625,6 +625,44 @@ def test_bundle_has_the_expected_files_and_no_secret(ocpp_csms, firmware, tmp_pa
     no_traceback(fw)
 
 
+def test_the_bundle_uploaded_for_get_diagnostics_has_no_secret(ocpp_csms, firmware, tmp_path,
+                                                              monkeypatch):
+    """The same bundle, made by the firmware for GetDiagnostics and uploaded:
+    no basic-auth password (flag or INI), no AuthorizationKey, no private key."""
+    from tests.support.upload_servers import UploadServer
+    secrets = ("Flag-Secret-2468", "Ini-Secret-1357", "Csms-Key-97531", "MIGHAgEAMBMGBy")
+    ini = tmp_path / "station.ini"
+    ini.write_text("[station]\nvendor = OpenPiCharge\n\n[csms]\nurl = %s\npassword = %s\n"
+                   "; -----BEGIN PRIVATE KEY-----\n; %s\n; -----END PRIVATE KEY-----\n"
+                   % (ocpp_csms.url, secrets[1], secrets[3]))
+    fw, bench, data = start(ocpp_csms, firmware, tmp_path,
+                            extra=["--config", str(ini), "--password", secrets[0]])
+    set_authorization_key(ocpp_csms, data, secrets[2], monkeypatch)
+    ocpp_csms.call(CP_ID, "GetConfiguration", {"key": ["AuthorizationKey"]})   # in the trace
+    server = UploadServer()
+    try:
+        answer = ocpp_csms.call(CP_ID, "GetDiagnostics", {"location": server.base + "/put/"})
+        assert ocpp_csms.wait_for("DiagnosticsStatusNotification",
+                                  predicate=lambda p: p["status"] != "Uploading",
+                                  timeout=30) == {"status": "Uploaded"}
+        data_bytes = server.stored["/put/" + answer["fileName"]]
+    finally:
+        server.stop()
+    with tarfile.open(fileobj=io.BytesIO(data_bytes)) as tar:
+        members = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode("utf-8")
+                   for m in tar.getmembers() if m.isfile()}
+    assert {"station.ini", "status.json", "ocpp-configuration.json", "journal.json",
+            "firmware.log", "ocpp-trace.txt"} <= set(members), sorted(members)
+    for name, content in members.items():
+        for secret in secrets:
+            assert secret not in content, (name, secret)
+    assert "password = <redacted>" in members["station.ini"]
+    assert "AuthorizationKey" in members["ocpp-trace.txt"]     # the key's frame, masked
+    config = json.loads(members["ocpp-configuration.json"])["configuration"]
+    assert [r["value"] for r in config if r["key"] == "AuthorizationKey"] == ["<hidden>"]
+    no_traceback(fw)
+
+
 def test_bundle_without_the_firmware(tmp_path, capsys):
     target = str(tmp_path / "b.tar.gz")
     code, text = diag(str(tmp_path / "none"), "bundle", "--output", target)

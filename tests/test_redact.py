@@ -134,3 +134,16 @@ def test_secrets_masked_longest_first_and_short_ones_left():
     assert mask_secrets("pin 123", ["123"], shortest=1) == "pin ***"
     assert mask_secrets(42, ["4711"], "<redacted>") == "42"
     assert mask_secrets("a 4711 b", ("4711",), "<redacted>") == "a <redacted> b"
+
+
+def test_the_diagnostics_bundle_scrubs_secrets_and_private_keys():
+    """firmware/diag_bundle.scrub, applied to every file of the bundle that
+    `tools.diag bundle` writes and GetDiagnostics / GetLog upload."""
+    from firmware.diag_bundle import scrub
+    text = ("user pw=Hunter-22 at ftp://op:Hunter-22@diag.example/in\n"
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY-----\n"
+            "cut: -----BEGIN PRIVATE KEY-----\nMIGHAgEA")
+    out = scrub(text, ["Hunter-22", ""])
+    assert "Hunter-22" not in out and "MHcCAQEEIB" not in out and "MIGHAgEA" not in out
+    assert out.count("<redacted private key>") == 2
+    assert "ftp://<redacted>@diag.example/in" in out

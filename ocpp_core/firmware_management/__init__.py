@@ -19,7 +19,8 @@ from ocpp_core.firmware_management.updates import (FirmwareUpdates, TransferInte
 
 NAME = "FirmwareManagement"
 
-__all__ = ["DiagnosticsUploads", "GetDiagnostics", "UploadInterface", "FirmwareUpdates", "TransferInterface", "UpdateFirmware", "NAME", "operations"]
+__all__ = ["DiagnosticsUploads", "GetDiagnostics", "UploadInterface", "FirmwareUpdates",
+           "TransferInterface", "UpdateFirmware", "NAME", "operations"]
 
 
 def operations(cp):
