@@ -8,8 +8,8 @@ DiagnosticsStatusNotification.
 - DiagnosticsUploads (diagnostics.py): cp.diagnostics (uploads_of(cp)); the
   firmware builds and uploads the bundle through an UploadInterface; it
   answers events.ask("diagnostics_status").
-- Not yet in ocpp_core/profiles.py: the profile is registered once the A/B
-  install, its rollback and the diagnostics upload are there (issue 12).
+- In ocpp_core/profiles.py (for GetDiagnostics); the A/B install and its
+  rollback are still to come (issue 12).
 """
 
 from ocpp_core.firmware_management.diagnostics import (DiagnosticsUploads, GetDiagnostics,
