@@ -134,6 +134,19 @@ def test_without_a_firmware_upload_the_answer_has_no_file_name(tmp_path):
     h.check_clean()
 
 
+def test_while_pending_nothing_is_uploaded(tmp_path, fake):
+    h = Harness(tmp_path / "data", config=FAST, boot_answers=[("Pending", 300)])
+    uploads_of(h.cp).attach(fake)
+    logs_of(h.cp).attach(fake)
+    wire_get_log(h)
+    h.boot()
+    assert h.call("GetDiagnostics", {"location": "ftp://diag.example/"}) == {}
+    assert get_log(h) == {"status": "Rejected"}
+    h.pump()
+    assert fake.calls == [] and h.payloads(DIAG) == [] and h.payloads(LOG) == []
+    h.check_clean()
+
+
 # --- GetLog, in process ------------------------------------------------------------------------
 
 def get_log(h, kind="SecurityLog", request_id=5, location="https://logs.example/up/",

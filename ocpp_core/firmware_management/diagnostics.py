@@ -13,7 +13,10 @@ Readings chosen where the specification leaves room:
   diagnostic information is available": the firmware always has something to
   upload (versions, state, logs), so fileName is present whenever a firmware
   upload is attached; the engine alone (no UploadInterface) answers {} and
-  sends nothing. The name: "<chargePointId>-diagnostics-<UTC yyyymmddThhmmssZ>.tar.gz".
+  sends nothing. So does a station whose registration is not Accepted (a
+  GetDiagnostics while Pending): this project reads 4.2 as "nothing but
+  BootNotification is sent before Accepted" (as TriggerMessage and
+  UpdateFirmware do), and the status notifications could not be sent. The name: "<chargePointId>-diagnostics-<UTC yyyymmddThhmmssZ>.tar.gz".
 - retries "how many times Charge Point must try to upload the diagnostics
   before giving up": the number of attempts, at least one (as UpdateFirmware:
   retries 0 = one attempt); absent: DEFAULT_ATTEMPTS. retryInterval absent:
@@ -205,8 +208,8 @@ class GetDiagnostics:
 
     def handle(self, payload):
         service = uploads_of(self.cp)
-        if service.uploads is None:
-            return {}           # nothing can be uploaded: no fileName (5.9)
+        if service.uploads is None or not self.cp.registration.accepted:
+            return {}           # nothing will be uploaded: no fileName (5.9)
         request, _ = service.prepare(
             kind="DiagnosticsLog", location=payload["location"], name=service.file_name(),
             start=time_or_none(payload.get("startTime")),

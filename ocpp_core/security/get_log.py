@@ -11,7 +11,8 @@ ocpp_core/firmware_management/diagnostics.py).
   an earlier GetLog was running (it is cancelled: the whitepaper "Accepted
   this log upload, but in doing this has canceled an ongoing log file
   upload"); Rejected when nothing can be uploaded (no firmware upload
-  attached) or the remoteLocation's scheme is not ftp, http or https.
+  attached), the remoteLocation's scheme is not ftp, http or https, or the
+  registration is not Accepted (4.2, as GetDiagnostics).
 - LogStatusNotification (with the requestId of the GetLog): Uploading when
   the upload starts, then Uploaded, or the status that fits the failure of
   the last attempt: PermissionDenied (HTTP 401/403, FTP 530/550 permission),
@@ -79,7 +80,7 @@ class GetLog:
     def handle(self, payload):
         service = logs_of(self.cp)
         where = payload["log"]
-        if not service.supports(where["remoteLocation"]):
+        if not service.supports(where["remoteLocation"]) or not self.cp.registration.accepted:
             return {"status": "Rejected"}
         kind = payload["logType"]
         request, cancels = service.prepare(
