@@ -47,7 +47,8 @@ from ocpp_core.timestamps import parse_rfc3339
 
 log = logging.getLogger("firmware.diagnostics")
 
-MAX_RECORDS = 20000         # log lines kept in memory for the bundle (about 4 MB at most)
+MAX_RECORDS = 20000         # log lines kept in memory for the bundle
+MAX_CHARS = 2 * 1024 * 1024     # and at most this many characters of them (RSS on a Pi)
 MAX_LINE = 2000             # characters kept of one log line
 CANCEL_POLL = 0.1           # s; how often a wait between attempts looks at its cancel flag
 SECURITY_LOG = os.path.join("logs", "security.log")
@@ -68,13 +69,15 @@ def classify(reason):
 
 
 class RecentLog(logging.Handler):
-    """The last MAX_RECORDS log lines of this run, with their times (any thread)."""
+    """The last MAX_RECORDS log lines of this run (MAX_CHARS at most), with
+    their times (any thread)."""
 
     _installed = None
 
-    def __init__(self, limit=MAX_RECORDS):
+    def __init__(self, limit=MAX_RECORDS, max_chars=MAX_CHARS):
         logging.Handler.__init__(self, logging.DEBUG)
-        self.lines = collections.deque(maxlen=limit)
+        self.lines = collections.deque()
+        self.limit, self.max_chars, self.chars = limit, max_chars, 0
         self.setFormatter(logging.Formatter("%(levelname)-7s %(name)s: %(message)s"))
 
     @classmethod
@@ -92,12 +95,18 @@ class RecentLog(logging.Handler):
             text = self.format(record)[:MAX_LINE]
         except Exception:
             return
-        self.lines.append((record.created, record.name, text))
+        with self.lock:         # Handler.handle holds it too; emit may be called alone
+            self.lines.append((record.created, record.name, text))
+            self.chars += len(text)
+            while len(self.lines) > self.limit or self.chars > self.max_chars:
+                self.chars -= len(self.lines.popleft()[2])
 
     def stamped(self, trace):
         """[(epoch s, "time line")] of the OCPP trace (trace True) or the rest."""
         out = []
-        for t, name, text in list(self.lines):
+        with self.lock:
+            lines = list(self.lines)
+        for t, name, text in lines:
             if (name == "ocpp.trace") == trace:
                 out.append((t, "%s.%03dZ %s" % (time.strftime("%Y-%m-%dT%H:%M:%S",
                                                                time.gmtime(t)),

@@ -815,6 +815,9 @@ CSMS_CALLS = {
                                                                 "limit": 16.0}]}}},
     "ClearChargingProfile": {"id": 99},
     "GetCompositeSchedule": {"connectorId": 1, "duration": 60},
+    "UpdateFirmware": {"location": "ftp://fw.example/image.tgz",
+                       "retrieveDate": "2027-01-01T00:00:00Z"},
+    "GetDiagnostics": {"location": "ftp://diag.example/"},
     "Reset": {"type": "Soft"},          # last: it restarts the station
 }
 
