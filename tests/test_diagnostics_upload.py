@@ -230,8 +230,8 @@ def test_send_refuses_an_unsupported_scheme(tmp_path):
 def test_the_recent_log_is_bounded_in_lines_and_characters():
     r = RecentLog(limit=5, max_chars=1000)
     for i in range(50):
-        r.emit(logging.LogRecord("firmware", logging.INFO, __file__, 1, "line %d %s", (i, "x" * 300),
-                                 None))
+        r.emit(logging.LogRecord("firmware", logging.INFO, __file__, 1, "line %d %s",
+                                 (i, "x" * 300), None))
     lines = r.stamped(False)
     assert 1 <= len(lines) <= 3 and lines[-1][1].endswith("x" * 300)
     assert "line 49" in lines[-1][1] and r.chars <= 1000

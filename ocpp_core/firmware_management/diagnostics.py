@@ -16,7 +16,8 @@ Readings chosen where the specification leaves room:
   sends nothing. So does a station whose registration is not Accepted (a
   GetDiagnostics while Pending): this project reads 4.2 as "nothing but
   BootNotification is sent before Accepted" (as TriggerMessage and
-  UpdateFirmware do), and the status notifications could not be sent. The name: "<chargePointId>-diagnostics-<UTC yyyymmddThhmmssZ>.tar.gz".
+  UpdateFirmware do), and the status notifications could not be sent.
+  The name: "<chargePointId>-diagnostics-<UTC yyyymmddThhmmssZ>.tar.gz".
 - retries "how many times Charge Point must try to upload the diagnostics
   before giving up": the number of attempts, at least one (as UpdateFirmware:
   retries 0 = one attempt); absent: DEFAULT_ATTEMPTS. retryInterval absent:
