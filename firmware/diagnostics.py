@@ -38,11 +38,13 @@ import re
 import threading
 import time
 
+from firmware import maintenance_handlers, maintenance_requests
 from firmware.diag_bundle import (UNIT, Bundle, add_station_ini, in_range, journal_logs,
                                   versions)
 from firmware.transfers import TIMEOUT, TransferError, TransferResult, send
-from ocpp_core.firmware_management.diagnostics import UploadInterface
+from ocpp_core.firmware_management.diagnostics import UploadInterface, uploads_of
 from ocpp_core.redact import mask_url_userinfo
+from ocpp_core.security.get_log import logs_of
 from ocpp_core.timestamps import parse_rfc3339
 
 log = logging.getLogger("firmware.diagnostics")
@@ -261,3 +263,36 @@ def _remove(path):
         os.remove(path)
     except OSError:
         pass
+
+
+# --- wiring (main loop's thread) -------------------------------------------------------------
+def attach(fw):
+    """The uploader of the firmware fw (firmware/main_loop.py), attached to the
+    engine's DiagnosticsUploads and LogUploads; its results arrive as
+    "transfer" events with op "diagnostics" or "log"."""
+    cfg = fw.cfg
+    uploads = DiagnosticsUploader(
+        fw.transfer_worker, cfg.data_dir, cfg.charge_point_id,
+        snapshot=lambda: snapshot(fw), secrets=lambda: secrets(fw), config_file=cfg.source,
+        ca_bundle=cfg.ca_bundle, recent=RecentLog.install())
+    uploads_of(fw.cp).attach(uploads)
+    logs_of(fw.cp).attach(uploads)
+    return uploads
+
+
+def snapshot(fw):
+    """What only the main loop may read, for the bundle (as tools.diag gets it)."""
+    files = {"status.json": maintenance_handlers.current_state(fw)}
+    for name, ask, request in (
+            ("ocpp-configuration.json", maintenance_requests.config_get, {}),
+            ("journal.json", maintenance_requests.journal, {"limit": 1000})):
+        answer = ask(fw, request)
+        answer.pop("ok", None)
+        files[name] = answer
+    return files
+
+
+def secrets(fw):
+    """The basic-auth password (flag or INI) and the AuthorizationKey in effect."""
+    key = fw.cp.config.value_text("AuthorizationKey")
+    return [s for s in (fw.cfg.password, key) if s]

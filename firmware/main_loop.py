@@ -14,8 +14,7 @@ systemd status line and the indicator all show that one projection.
 import logging
 import queue
 
-from firmware import maintenance_handlers, maintenance_requests, store_faults
-from firmware.diagnostics import DiagnosticsUploader, RecentLog
+from firmware import diagnostics, maintenance_handlers, store_faults
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker)
 from firmware.events import (CARD, DOWN, EV, FAULT, FAULT_CLEARED, FRAME, LOCK, MAINTENANCE,
@@ -27,9 +26,8 @@ from firmware.systemd import Notifier
 from firmware.transfers import FirmwareTransfers, TransferWorker
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
-from ocpp_core.firmware_management.diagnostics import uploads_done, uploads_of
+from ocpp_core.firmware_management.diagnostics import uploads_done
 from ocpp_core.rpc import CHARGE_POINT, RpcEndpoint
-from ocpp_core.security.get_log import logs_of
 from ocpp_core.station import StationProfile
 from ocpp_core.store import Store
 
@@ -92,7 +90,7 @@ class Firmware:
                               transfers=FirmwareTransfers(self.transfer_worker, cfg.data_dir,
                                                           ca_bundle=cfg.ca_bundle))
         self.maintenance.attach(self)      # fault log and card hook for tools.diag
-        self._attach_uploads()
+        self.uploads = diagnostics.attach(self)    # GetDiagnostics, GetLog (transfer worker)
         self._apply_engine_settings()
         self.projection = StationProjection()
         self.snapshot = {}
@@ -121,31 +119,6 @@ class Firmware:
         self.indicator = DeviceWorker("indicator", e, None, None, 0)
         self.workers.append(self.indicator)
         self.transfer_worker = TransferWorker(e)    # Firmware Management: no device, not in workers
-
-    def _attach_uploads(self):
-        """GetDiagnostics and GetLog: the bundle or the security log, made and
-        uploaded on the transfer worker (firmware/diagnostics.py)."""
-        self.uploads = DiagnosticsUploader(
-            self.transfer_worker, self.cfg.data_dir, self.cfg.charge_point_id,
-            snapshot=self._diagnostics_snapshot, secrets=self._secrets,
-            config_file=self.cfg.source, ca_bundle=self.cfg.ca_bundle,
-            recent=RecentLog.install())
-        uploads_of(self.cp).attach(self.uploads)
-        logs_of(self.cp).attach(self.uploads)
-
-    def _diagnostics_snapshot(self):
-        """What only the main loop may read, for the bundle (as tools.diag gets it)."""
-        files = {"status.json": maintenance_handlers.current_state(self)}
-        for name, ask in (("ocpp-configuration.json", maintenance_requests.config_get),
-                          ("journal.json", maintenance_requests.journal)):
-            answer = ask(self, {"limit": 1000} if name == "journal.json" else {})
-            answer.pop("ok", None)
-            files[name] = answer
-        return files
-
-    def _secrets(self):
-        key = self.cp.config.value_text("AuthorizationKey")
-        return [s for s in (self.cfg.password, key) if s]
 
     def _boot_payload(self):
         payload = self.cfg.boot_notification()
