@@ -23,7 +23,8 @@ What is uploaded:
                    a missing file is an empty log. A line without a readable
                    timestamp is kept only when no range is asked for.
 Secrets: the basic-auth password and the AuthorizationKey are scrubbed from
-every file of the bundle, as are the station.ini secrets and PEM private keys.
+every file of the bundle and from the security log's lines, as are the
+station.ini secrets, URL credentials and PEM private keys.
 
 A failure is classed for LogStatusNotification from the last attempt's reason
 (classify()). A cancelled upload (a newer request) stops before its next
@@ -40,7 +41,7 @@ import time
 
 from firmware import maintenance_handlers, maintenance_requests
 from firmware.diag_bundle import (UNIT, Bundle, add_station_ini, in_range, journal_logs,
-                                  versions)
+                                  scrub, versions)
 from firmware.transfers import TIMEOUT, TransferError, TransferResult, send
 from ocpp_core.firmware_management.diagnostics import UploadInterface, uploads_of
 from ocpp_core.redact import mask_url_userinfo
@@ -200,7 +201,7 @@ class DiagnosticsUploader(UploadInterface):
             lines = security_lines(self.data_dir, start, stop)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write("".join(line + "\n" for line in lines))
+                f.write(scrub("".join(line + "\n" for line in lines), secrets))
             return
         b = Bundle()
         b.secrets.extend(secrets)

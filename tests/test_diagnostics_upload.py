@@ -181,7 +181,8 @@ def test_security_log_between_the_timestamps_rotated_file_first(worker, tmp_path
         '{"timestamp": "2026-12-01T10:00:00Z", "type": "StartupOfTheDevice"}\n'
         '{"timestamp": "2026-12-02T10:00:00Z", "type": "ResetOrReboot"}\n')
     (logs / "security.log").write_text(
-        '{"timestamp": "2026-12-03T10:00:00Z", "type": "SettingSystemTime"}\nnot json\n')
+        '{"timestamp": "2026-12-03T10:00:00Z", "type": "SettingSystemTime", "techInfo": "%s"}\n'
+        'not json\n' % PASSWORD)
     up = uploader(worker, tmp_path)
     from ocpp_core.timestamps import parse_rfc3339
     r = run(up, server.base + "/put/", kind="SecurityLog", op="log", name="s.log",
@@ -189,6 +190,7 @@ def test_security_log_between_the_timestamps_rotated_file_first(worker, tmp_path
     assert r.ok
     lines = server.stored["/put/s.log"].decode().splitlines()
     assert [json.loads(x)["type"] for x in lines] == ["ResetOrReboot", "SettingSystemTime"]
+    assert json.loads(lines[1])["techInfo"] == "<redacted>"
     assert len(security_lines(str(tmp_path / "data"))) == 4      # no range: every line
 
 
