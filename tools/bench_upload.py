@@ -131,7 +131,7 @@ def main(argv=None):
     b50, b99, bmax = stats_ms(baseline)
     d50, d99, dmax = stats_ms(during)
     size = sum(sizes) // max(1, len(sizes))
-    print("diagnostics uploads to a server reading %d B/s: %d uploads of about %d bytes "
+    print("diagnostics uploads to a server reading %d B/s: %d upload(s) of about %d bytes "
           "(%.1f s each) during %.1f s of calls" % (args.rate, len(sizes), size,
                                                    size / float(args.rate), elapsed))
     print("%-52s %8s %8s %8s" % ("CSMS CALL -> CALLRESULT (ms)", "p50", "p99", "max"))
