@@ -225,6 +225,8 @@ class ContactorWorker(DeviceWorker):
     """Drives the coil and watches the mirror contact: closed while commanded
     open = welded, open while commanded closed = failed to close."""
 
+    probe_timeout = 2.0
+
     def __init__(self, events, cid, contactor, interval=1.0):
         DeviceWorker.__init__(self, "contactor%d" % cid, events, cid, "contactor", interval,
                               self._check)
@@ -252,7 +254,8 @@ class ContactorWorker(DeviceWorker):
 
     def probe(self):
         """The mirror contact read now (the verdict is the reader's: it may be settling)."""
-        return {"commanded_closed": self.commanded, "feedback_closed": bool(self.contactor.feedback()),
+        return {"commanded_closed": self.commanded,
+                "feedback_closed": bool(self.contactor.feedback()),
                 "settling": time.monotonic() - self._changed_at < FEEDBACK_SETTLE}
 
 

@@ -145,7 +145,8 @@ class _Fresh:
                           check["connector"], probe.get("age_s"))
         check["age_s"] = probe.get("age_s")
         if check["result"] == "pass":
-            check["detail"] = "%s; read afresh %s" % (check["detail"], _ago_fine(probe.get("age_s")))
+            check["detail"] = "%s; read afresh %s" % (check["detail"],
+                                                      _ago_fine(probe.get("age_s")))
         return check
 
 
