@@ -111,6 +111,11 @@ def wait_safe(bench):
     bench.wait(lambda s: s["connectors"]["1"]["coil"] is False, what="contactor coil released")
 
 
+def no_offer(bench):
+    """The pilot offers 0 A: the EV may draw nothing (IEC 61851 duty cycle)."""
+    bench.wait(lambda s: s["connectors"]["1"]["offered_a"] == 0, what="no current offered")
+
+
 def start_charging(csms, bench):
     bench("plug", connector=1)
     bench("tap", uid=TAG)
@@ -159,10 +164,14 @@ def transaction_phase(cell, name, bench, csms):
         assert stop["transactionId"] == tx and stop["reason"] == reason, stop
         assert stop["meterStop"] >= meter_start
         wait_safe(bench)
+        if name != "pilot":     # (an offline pilot takes the 0 A offer once it answers)
+            no_offer(bench)
+        if device != "contactor-welded":     # welded: the contacts stay closed, 0 A offered
+            assert facts(bench)["contactor"] is False
     # --- the fault clears ---
     bench("fault", device=name, mode="none")
-    if reason is not None:      # (an offline pilot takes the 0 A offer once it answers)
-        bench.wait(lambda s: s["connectors"]["1"]["offered_a"] == 0, what="no current offered")
+    if reason is not None:
+        no_offer(bench)
     if reason is None:
         csms.status(where, "Available", "NoError")
         bench("tap", uid=TAG)
