@@ -166,7 +166,7 @@ def transaction_phase(cell, name, bench, csms):
         wait_safe(bench)
         if name != "pilot":     # (an offline pilot takes the 0 A offer once it answers)
             no_offer(bench)
-        if device != "contactor-welded":     # welded: the contacts stay closed, 0 A offered
+        if cell["mode"] != "welded":     # welded: the contacts stay closed, 0 A offered
             assert facts(bench)["contactor"] is False
     # --- the fault clears ---
     bench("fault", device=name, mode="none")
