@@ -3,7 +3,7 @@
     [meter]  port, model, address, baudrate, parity, stopbits, timeout
     [rfid]   spi_bus, spi_device, reset_pin (optional)
     [pilot]  port, baudrate
-    [modem]  port, baudrate
+    [modem]  port, baudrate, poll_interval (s between health queries)
     [gpio]   contactor_pin, contactor_active_high, contactor_feedback_pin,
              contactor_feedback_active_high, lock_actuator (none|level|pulse),
              lock_pin, lock_unlock_pin, lock_feedback_pin, lock_active_high,
@@ -25,7 +25,7 @@ DEFAULTS = {
               "parity": "N", "stopbits": "1", "timeout": "0.5"},
     "rfid": {"spi_bus": "0", "spi_device": "0"},
     "pilot": {"port": "/dev/ttyAMA0", "baudrate": "115200"},
-    "modem": {"port": "/dev/ttyUSB2", "baudrate": "115200"},
+    "modem": {"port": "/dev/ttyUSB2", "baudrate": "115200", "poll_interval": "60"},
     "gpio": {"contactor_pin": "17", "contactor_active_high": "yes",
              "contactor_feedback_pin": "27", "contactor_feedback_active_high": "yes",
              "lock_actuator": "none", "lock_pin": "", "lock_unlock_pin": "",
@@ -156,3 +156,10 @@ def pins_in_use(gpio):
                               % (option, pin, used[pin]))
         used[pin] = option
     return used
+
+
+def modem_poll_interval(cfg):
+    """[modem] poll_interval: seconds between the modem's health queries (signal,
+    registration); a failed query is a WeakSignal fault. 1 s on a bench that
+    injects modem faults, a minute on a station (each query costs AT traffic)."""
+    return Section("modem", cfg.device_sections.get("modem")).number("poll_interval", 1, 3600)

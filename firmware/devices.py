@@ -14,6 +14,12 @@ devices only through events on its queue (firmware/events.py):
 
 Commands (contactor, lock, offered current) are handed to the device's thread
 and run there at once; the main loop never waits for them.
+
+The self-test asks each worker for a fresh reading (request_probe): the read
+runs on the device's own thread, like a poll, and its answer goes to the
+asker's queue; the asker (the maintenance server's thread) waits for it with
+the device's probe_timeout. A device that does not answer in time fails the
+self-test; the main loop never waits for any of it.
 """
 
 import logging
@@ -32,6 +38,8 @@ FEEDBACK_SETTLE = 0.3          # s; contacts and locks may take this long to fol
 
 class DeviceWorker:
     """One thread: runs queued commands at once, polls every `interval`."""
+
+    probe_timeout = None    # s a fresh reading may take (queued behind a poll); None: no probe
 
     def __init__(self, name, events, cid, device_kind, interval, poll=None):
         self.name = name
@@ -69,6 +77,27 @@ class DeviceWorker:
     def submit(self, fn):
         """Run fn() on this device's thread, soon; never blocks the caller."""
         self._inbox.put(fn)
+
+    def probe(self):
+        """Read the device once, now, on this thread: a dict of what was read.
+        Raises DeviceError when it does not answer. The reading counts like a poll."""
+        raise NotImplementedError
+
+    def request_probe(self, answers):
+        """Ask for a fresh reading (any thread, never blocks): (name, answer) is put
+        on `answers` once read, answer = {"ok", "facts" or "error", "read_mono",
+        "took_s"}."""
+        def run():
+            t0 = time.monotonic()
+            try:
+                answer = {"ok": True, "facts": self.probe()}
+            except Exception as e:
+                self.failed(e)
+                answer = {"ok": False, "error": str(e) or type(e).__name__}
+            answer["read_mono"] = time.monotonic()
+            answer["took_s"] = round(answer["read_mono"] - t0, 3)
+            answers.put((self.name, answer))
+        self.submit(run)
 
     def emit(self, kind, value):
         self.events.put(Event(kind, self.cid, value))
@@ -124,23 +153,41 @@ class DeviceWorker:
 
 
 class PilotWorker(DeviceWorker):
+    probe_timeout = 2.0
+
     def __init__(self, events, cid, pilot, interval=0.1):
         DeviceWorker.__init__(self, "pilot%d" % cid, events, cid, "pilot", interval, self._read)
         self.pilot = pilot
         self._last = None
+        self._unsent = None      # an offer the pilot did not take (sent again once it answers)
 
     def _read(self):
         state = self.pilot.ev_state()
+        if self._unsent is not None:
+            # An offer (say 0 A after a fault) failed while the pilot was away: the
+            # EV still sees the old PWM, so it is sent before anything else.
+            self.pilot.set_offered_current(self._unsent)
+            self._unsent = None
         self.succeeded()
         if state != self._last:
             self._last = state
             self.emit(EV, state)
 
+    def probe(self):
+        self._read()
+        return {"ev_state": self._last}
+
     def offer(self, amps):
-        self.submit(lambda: self.pilot.set_offered_current(amps))
+        def send():
+            self._unsent = amps
+            self.pilot.set_offered_current(amps)
+            self._unsent = None
+        self.submit(send)
 
 
 class MeterWorker(DeviceWorker):
+    probe_timeout = 4.0     # a Modbus timeout (and a poll queued before it) fit in it
+
     def __init__(self, events, cid, meter, interval=1.0):
         DeviceWorker.__init__(self, "meter%d" % cid, events, cid, "meter", interval, self._read)
         self.meter = meter
@@ -149,9 +196,16 @@ class MeterWorker(DeviceWorker):
         sample = self.meter.read()
         self.succeeded()
         self.emit(METER, sample)
+        return sample
+
+    def probe(self):
+        sample = self._read()
+        return {"energy_wh": sample.energy_wh, "power_w": sample.power_w}
 
 
 class RfidWorker(DeviceWorker):
+    probe_timeout = 2.0
+
     def __init__(self, events, rfid, interval=0.2):
         DeviceWorker.__init__(self, "rfid", events, None, "rfid", interval, self._read)
         self.rfid = rfid
@@ -160,12 +214,18 @@ class RfidWorker(DeviceWorker):
         uid = self.rfid.poll()
         self.succeeded()
         if uid:
-            self.emit(CARD, uid)
+            self.emit(CARD, uid)     # a card read by a probe is used as any other
+
+    def probe(self):
+        self._read()
+        return {"answers": True}
 
 
 class ContactorWorker(DeviceWorker):
     """Drives the coil and watches the mirror contact: closed while commanded
     open = welded, open while commanded closed = failed to close."""
+
+    probe_timeout = 2.0
 
     def __init__(self, events, cid, contactor, interval=1.0):
         DeviceWorker.__init__(self, "contactor%d" % cid, events, cid, "contactor", interval,
@@ -192,23 +252,50 @@ class ContactorWorker(DeviceWorker):
         else:
             self.failed(DeviceError("contactor did not close"), at_once=True)
 
+    def probe(self):
+        """The mirror contact read now (the verdict is the reader's: it may be settling)."""
+        return {"commanded_closed": self.commanded,
+                "feedback_closed": bool(self.contactor.feedback()),
+                "settling": time.monotonic() - self._changed_at < FEEDBACK_SETTLE}
+
 
 class LockWorker(DeviceWorker):
+    probe_timeout = 4.0     # a lock movement under way (its actuation time) comes first
+
     def __init__(self, events, cid, lock, interval=1.0):
-        DeviceWorker.__init__(self, "lock%d" % cid, events, cid, "lock", interval, self._check)
+        DeviceWorker.__init__(self, "lock%d" % cid, events, cid, "lock", interval, self._poll_lock)
         self.lock = lock
         self._last = None
+        self.commanded = None     # the position last commanded (None: none yet)
 
     def set(self, locked):
         def drive():
-            self.lock.set(locked)
-            # A lock moves in bounded time: watch its feedback until it follows.
-            deadline = time.monotonic() + getattr(self.lock, "actuation_time", 1.0)
-            while bool(self.lock.feedback()) != locked and time.monotonic() < deadline \
-                    and not self._stop:
-                time.sleep(0.02)
+            self.commanded = locked
+            self._move(locked)
             self._check()
+            if not locked and self._last:
+                # A bolt that does not release traps the driver's cable: a fault
+                # (ConnectorLockFailure); polls retry the release until it moves.
+                # A bolt that does not engage is the engine's to judge (its lock
+                # timeout refuses the session, TC_024).
+                self.failed(DeviceError("cable lock did not release"), at_once=True)
         self.submit(drive)
+
+    def _move(self, locked):
+        self.lock.set(locked)
+        # A lock moves in bounded time: watch its feedback until it follows.
+        deadline = time.monotonic() + getattr(self.lock, "actuation_time", 1.0)
+        while bool(self.lock.feedback()) != locked and time.monotonic() < deadline \
+                and not self._stop:
+            time.sleep(0.02)
+
+    def _poll_lock(self):
+        if self.commanded is not None and self._faulted and \
+                bool(self.lock.feedback()) != self.commanded:
+            self._move(self.commanded)       # retry: the obstruction may be gone
+        self._check()
+        if self.commanded is None or self._last == self.commanded:
+            self.succeeded()
 
     def _check(self):
         state = bool(self.lock.feedback())
@@ -216,8 +303,14 @@ class LockWorker(DeviceWorker):
             self._last = state
             self.emit(LOCK, state)
 
+    def probe(self):
+        self._check()
+        return {"engaged": self._last}
+
 
 class ModemWorker(DeviceWorker):
+    probe_timeout = 8.0     # a few AT commands, each with its own timeout
+
     def __init__(self, events, modem, interval=60.0):
         DeviceWorker.__init__(self, "modem", events, None, "modem", interval, self._read)
         self.modem = modem
@@ -229,3 +322,8 @@ class ModemWorker(DeviceWorker):
             self.failed(DeviceError("weak signal: %d dBm" % status.signal_dbm), at_once=True)
         else:
             self.succeeded()
+        return status
+
+    def probe(self):
+        status = self._read()
+        return {"signal_dbm": status.signal_dbm, "registered": status.registered}

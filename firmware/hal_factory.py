@@ -14,8 +14,8 @@ and outlives the firmware process (hal_mocks.world_store keeps it).
 
 import os
 
-from firmware.device_config import (Section, meter_settings, pins_in_use, rfid_settings,
-                                    serial_settings)
+from firmware.device_config import (Section, meter_settings, modem_poll_interval, pins_in_use,
+                                    rfid_settings, serial_settings)
 from firmware.station_config import ConfigError
 
 
@@ -116,6 +116,7 @@ def build_pi(cfg):
 
 
 def build_hal(cfg):
+    modem_poll_interval(cfg)      # a bad setting fails at start, before any device opens
     if cfg.hal == "mock":
         return build_mock(cfg)
     if cfg.hal == "emulated":

@@ -15,6 +15,7 @@ import logging
 import queue
 
 from firmware import diagnostics, maintenance_handlers, store_faults
+from firmware.device_config import modem_poll_interval
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker)
 from firmware.events import (CARD, DOWN, EV, FAULT, FAULT_CLEARED, FRAME, LOCK, MAINTENANCE,
@@ -115,7 +116,7 @@ class Firmware:
             self.connector_workers[cid] = w
             self.workers.extend(x for x in w.values() if x is not None)
         self.workers.append(RfidWorker(e, self.hal.rfid))
-        self.workers.append(ModemWorker(e, self.hal.modem))
+        self.workers.append(ModemWorker(e, self.hal.modem, modem_poll_interval(self.cfg)))
         self.indicator = DeviceWorker("indicator", e, None, None, 0)
         self.workers.append(self.indicator)
         self.transfer_worker = TransferWorker(e)    # Firmware Management: no device, not in workers

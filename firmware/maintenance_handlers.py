@@ -27,7 +27,9 @@ Requests ({"cmd": ...}) and their answers (besides "ok"/"error"):
              first), modem, rfid (last card), workers, main_loop.
              Every "age_s" is seconds before the answer.
   config_get, config_set, journal: see firmware/maintenance_requests.py.
-  selftest   {"actuate": false} -> "state" (as status gives it), "main_loop",
+  selftest   {"actuate": false} -> "probes" (every device read afresh, now, on
+             its own worker: firmware/maintenance_probes.py), "state" (as
+             status gives it, published after the probes' readings), "main_loop",
              "actuate", "actuated": [{device, connector, and "skipped", "error",
              or what the feedback read}]. With actuate, each contactor (and
              lock) is cycled when no EV is connected and no transaction runs,
@@ -51,7 +53,7 @@ import threading
 import time
 
 from drivers.hal import ERROR_CODES
-from firmware import actuation, maintenance_requests
+from firmware import actuation, maintenance_probes, maintenance_requests
 from firmware.events import MAINTENANCE, Event
 from firmware.station_state import aged
 from ocpp_core.timestamps import format_utc
@@ -286,6 +288,9 @@ class MaintenanceBridge:
         actuate = request.get("actuate", False)
         if not isinstance(actuate, bool):
             return {"ok": False, "error": '"actuate" must be true or false'}
+        # Fresh readings first: the main loop then handles what they found before
+        # it answers the ping, so the state below includes them.
+        probes = maintenance_probes.probe_all(getattr(self.fw, "workers", ()))
         loop = self._ping()
         state = current_state(self.fw)
         if state is None:
@@ -301,7 +306,7 @@ class MaintenanceBridge:
             else:
                 actuated = actuation.not_run(state["connectors"], plan.get("error") or "skipped")
         return {"ok": True, "actuate": actuate, "main_loop": loop, "state": state,
-                "actuated": actuated}
+                "probes": probes, "actuated": actuated}
 
     def device(self, request):
         """One device as the firmware knows it, with the state it is judged on:

@@ -167,6 +167,11 @@ class ChargePoint:
             pass    # the state at start-up: nothing was plugged or unplugged
         elif state == "A":
             self.transactions.ev_disconnected(c)
+            if "ConnectorLockFailure" in c.faults and not c.locked:
+                # The lock did not engage for a session that is now given up
+                # (TC_024): the next plug-in tries it again. A lock that did not
+                # release (still engaged) stays faulted until it moves.
+                self.fault_cleared(c.id, "ConnectorLockFailure")
         elif before == "A":
             self.transactions.ev_connected(c)
         self.refresh()

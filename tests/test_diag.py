@@ -68,9 +68,9 @@ def wait_until(fn, timeout=15, what="condition", interval=0.1):
         time.sleep(interval)   # the maintenance socket has no change notifications
 
 
-def start(ocpp_csms, firmware, tmp_path, extra=()):
+def start(ocpp_csms, firmware, tmp_path, extra=(), hal="mock"):
     """The firmware up, registered, its connector Available; (fw, bench, data dir)."""
-    fw = firmware(ocpp_csms.url, extra=list(extra), env={"RUNTIME_DIRECTORY": ""})
+    fw = firmware(ocpp_csms.url, extra=list(extra), env={"RUNTIME_DIRECTORY": ""}, hal=hal)
     ocpp_csms.wait_for("BootNotification")
     bench = Bench(bench_port_of(fw))
     data = str(tmp_path / "data")

@@ -12,7 +12,12 @@ station reports (or would), and what to check (tools/diag/hints.py).
                                      the firmware's "device" answer with its
                                      "checks", and the failure when one fails
 
-A check is {"name", "device", "connector", "result", "error_code", "detail", "hint"}.
+A check is {"name", "device", "connector", "result", "error_code", "detail", "hint",
+"age_s"}: age_s is how old the fact it judges is (seconds before the answer).
+The devices are judged on the fresh reading the firmware took for the
+self-test ("probes", firmware/maintenance_probes.py) when it sent one: a device
+that did not answer within its timeout fails, whatever its last cached value
+said; the other checks on the state the firmware published after those reads.
 """
 
 from tools.diag.hints import HINTS
@@ -21,9 +26,10 @@ METER_STALE = 10.0          # s without a reading: the meter check fails
 ACCEPTED = "Accepted"       # the RegistrationStatus of a station the CSMS accepted
 
 
-def _check(name, device, result, detail, error_code="NoError", hint=None, connector=None):
+def _check(name, device, result, detail, error_code="NoError", hint=None, connector=None,
+           age=None):
     return {"name": name, "device": device, "connector": connector, "result": result,
-            "error_code": error_code, "detail": detail, "hint": hint}
+            "error_code": error_code, "detail": detail, "hint": hint, "age_s": age}
 
 
 def _fmt(value, unit, digits=1):
@@ -61,34 +67,91 @@ def selftest_result(answer):
     """The result `selftest` shows, from the firmware's answer (its facts)."""
     actuate = bool(answer.get("actuate"))
     actuated = dict(((a["device"], a["connector"]), a) for a in answer.get("actuated") or ())
-    checks = selftest_checks(answer["state"], answer.get("main_loop"), actuate, actuated)
+    checks = selftest_checks(answer["state"], answer.get("main_loop"), actuate, actuated,
+                             answer.get("probes"))
     return {"ok": True, "actuate": actuate, "checks": checks,
             "passed": all(c["result"] != "fail" for c in checks)}
 
 
-def selftest_checks(state, loop, actuate, actuated):
+def selftest_checks(state, loop, actuate, actuated, probes=None):
     """The checks from the published state (with ages), the main loop's answer
-    (None: not asked) and the actuation results {(device, connector): result}."""
+    (None: not asked), the actuation results {(device, connector): result} and
+    the fresh readings {worker name: probe} (None: the firmware sent none)."""
     checks = []
     if loop is not None:
         checks.append(_main_loop_check(loop))
     checks += _link_checks(state)
     faults0 = state["station"].get("faults") or {}
-    checks.append(_reader_check(state, faults0))
-    checks.append(_modem_check(state, faults0))
+    fresh = _Fresh(probes)
+    checks.append(fresh.judge("rfid", _reader_check(state, faults0)))
+    checks.append(fresh.judge("modem", _modem_check(state, faults0)))
     for cid_text, c in sorted(state["connectors"].items(), key=lambda kv: int(kv[0])):
         cid = int(cid_text)
         faults = c.get("faults") or {}
-        checks.append(_meter_check(state, cid, c, faults))
-        checks.append(_pilot_check(state, cid, c, faults))
-        checks.append(_contactor_check(state, cid, c, faults, actuate, actuated))
+        checks.append(fresh.judge("meter%d" % cid, _meter_check(state, cid, c, faults)))
+        checks.append(fresh.judge("pilot%d" % cid, _pilot_check(state, cid, c, faults)))
+        checks.append(fresh.judge("contactor%d" % cid,
+                                  _contactor_check(state, cid, c, faults, actuate, actuated)))
         lock = _lock_check(state, cid, c, faults, actuate, actuated)
         if lock is not None:
-            checks.append(lock)
+            checks.append(fresh.judge("lock%d" % cid, lock))
     checks.append(_journal_check(state["messages"]))
     if state.get("storage") is not None:     # a firmware that reports its data dir
         checks.append(data_dir_check(state["storage"]))
+    published = (state.get("published") or {}).get("age_s")
+    for check in checks:
+        if check["age_s"] is None:
+            check["age_s"] = published     # judged on the state published then
     return checks
+
+
+# device -> (errorCode, hint) when it does not answer a fresh read
+_NO_ANSWER = {"rfid": ("ReaderFailure", "rfid"), "modem": ("WeakSignal", "modem"),
+              "meter": ("PowerMeterFailure", "meter"), "pilot": ("EVCommunicationError", "pilot"),
+              "contactor": ("PowerSwitchFailure", "contactor"),
+              "lock": ("ConnectorLockFailure", "lock")}
+
+
+class _Fresh:
+    """Judges a device check again on the fresh reading taken for it."""
+
+    def __init__(self, probes):
+        self.probes = probes
+
+    def judge(self, worker, check):
+        if self.probes is None:
+            return check       # an older firmware: cached facts only
+        probe = self.probes.get(worker)
+        if probe is None:
+            check["detail"] = "%s; not read afresh" % check["detail"]
+            return check
+        code, hint = _NO_ANSWER[check["device"]]
+        if not probe.get("ok"):
+            detail = "no fresh reading: %s" % probe.get("error")
+            if probe.get("timed_out"):
+                detail = "did not answer a fresh read within %g s" % probe["timeout_s"]
+            return _check(check["name"], check["device"], "fail", detail, code,
+                          HINTS[hint], check["connector"], probe.get("age_s"))
+        facts = probe.get("facts") or {}
+        if check["device"] == "contactor" and not facts.get("settling") and \
+                facts.get("feedback_closed") != facts.get("commanded_closed") and \
+                check["result"] != "fail":
+            welded = facts.get("feedback_closed")
+            return _check(check["name"], check["device"], "fail",
+                          "mirror contact %s while commanded %s" % (
+                              "closed" if welded else "open",
+                              "open" if welded else "closed"), code,
+                          HINTS["contactor-welded" if welded else "contactor-open"],
+                          check["connector"], probe.get("age_s"))
+        check["age_s"] = probe.get("age_s")
+        if check["result"] == "pass":
+            check["detail"] = "%s; read afresh %s" % (check["detail"],
+                                                      _ago_fine(probe.get("age_s")))
+        return check
+
+
+def _ago_fine(age):
+    return "?" if age is None else "%.1f s ago" % age
 
 
 def _bytes(n):

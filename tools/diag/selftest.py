@@ -1,8 +1,11 @@
 """`selftest [--actuate]`: every device of the running firmware, pass or fail,
 with the OCPP errorCode it reports (or would) and what to check.
 
-Without --actuate nothing moves: the verdicts (tools/diag/checks.py) come from
-the firmware's fault state and its device workers' latest results. With
+Without --actuate nothing moves. Every device is read afresh for the
+self-test, on its own worker thread in the firmware (firmware/maintenance_probes.py),
+not judged on its last cached value: a device that does not answer within its
+timeout fails with its OCPP errorCode and a hint. Each check states the age of
+what it judged (column "age"). The verdicts are tools/diag/checks.py's. With
 --actuate each contactor (and cable lock) is closed and opened once and its
 feedback read back - only while no EV is connected and no transaction runs
 (else "skipped: EV connected").
@@ -64,9 +67,10 @@ def show(result, out):
                                  " (nothing actuated; --actuate cycles contactors and locks)"))
     render.table([{"name": ch.get("name"), "result": render.result_word(ch.get("result")),
                    "code": ch.get("error_code") if ch.get("error_code") != "NoError" else None,
+                   "age": None if ch.get("age_s") is None else "%.1f s" % ch["age_s"],
                    "detail": ch.get("detail")} for ch in checks],
                  [("name", "check"), ("result", "result"), ("code", "errorCode"),
-                  ("detail", "detail")], out)
+                  ("age", "age"), ("detail", "detail")], out)
     failed = [ch for ch in checks if ch.get("result") in ("fail", "warn") and ch.get("hint")]
     if failed:
         render.heading("What to check", out)
