@@ -21,7 +21,7 @@ from ocpp_core.validation import validate
 from tools.gen_catalogue import default_schema_dir
 
 ALL_PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation",
-                "SmartCharging", "RemoteTrigger")
+                "SmartCharging", "RemoteTrigger", "Security")
 
 # The reference station's certified configuration (docs/station-profile.md), verbatim.
 CERTIFIED = {
@@ -244,7 +244,7 @@ def test_supported_feature_profiles_in_canonical_order():
     assert make(profiles=["Reservation"]).get("SupportedFeatureProfiles") == \
         ["Core", "Reservation"]  # Core is always there
     with pytest.raises(ValueError):
-        make(profiles=["Core", "Security"])
+        make(profiles=["Core", "NoSuchProfile"])
 
 
 def test_message_timeout_default_is_the_rpc_response_timeout():
