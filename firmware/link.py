@@ -177,6 +177,18 @@ def client_context(ca_data, client_files=None, system_cas=False):
     return context
 
 
+def profile_context(store, profile, system_cas=False):
+    """client_context for a profile from a certificate store (firmware/certificates.py):
+    its CentralSystemRootCertificates, and for profile 3 its charge point certificate.
+    Made afresh for every connection, so that what was installed since is used."""
+    client = None
+    if profile >= 3:
+        client = store.client_files()
+        if client is None:
+            raise ValueError("no valid charge point certificate installed")
+    return client_context(store.ca_data(), client, system_cas=system_cas)
+
+
 def tls_failure_event(e):
     """(security event type, techInfo) for a failed TLS handshake, or None when
     the failure says nothing about the CSMS's security (A00.FR.309/315/322)."""

@@ -21,7 +21,8 @@ from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWo
 from firmware.events import (CARD, DOWN, EV, FALLBACK, FAULT, FAULT_CLEARED, FRAME, LOCK,
                              MAINTENANCE, METER, MODEM, RUN, SECURITY, STOP, TRANSFER, UP,
                              Event)
-from firmware.link import CsmsLink, LinkSettings, build_url, client_context, effective_password
+from firmware.link import (CsmsLink, LinkSettings, build_url, effective_password,
+                           profile_context)
 from firmware.station_binding import HalStation
 from firmware.station_state import StationProjection, bench_view
 from firmware.systemd import Notifier
@@ -172,16 +173,9 @@ class Firmware:
         self.cp.events.listen("client_certificate", self._client_certificate_changed)
 
     def _tls_context(self, profile):
-        """Profile 2/3's TLS context, made afresh for every connection so that a
-        root or a certificate installed since is used (link thread)."""
-        store = self.certificates
-        client = None
-        if profile >= 3:
-            client = store.client_files()
-            if client is None:
-                raise ValueError("no valid charge point certificate installed")
-        return client_context(store.ca_data(), client,
-                              system_cas=getattr(self.cfg, "trust_system_cas", False))
+        """Profile 2/3's TLS context (link thread)."""
+        return profile_context(self.certificates, profile,
+                               system_cas=getattr(self.cfg, "trust_system_cas", False))
 
     def _client_certificate_changed(self, what):
         # TC_074: the new certificate is used at once where it is the credential.

@@ -72,9 +72,10 @@ class Ca:
         return self.issue(csr.subject, csr.public_key(), **kwargs)
 
 
-def server_context(tmp_path, ca, host="localhost", client_ca=None, **tls):
+def server_context(tmp_path, ca, host="localhost", client_ca=None, client_optional=False,
+                   **tls):
     """An ssl server context with a certificate of `ca` for `host`; with client_ca
-    it requires a client certificate issued by it."""
+    it requires (client_optional: accepts) a client certificate issued by it."""
     cert, key = ca.server(host)
     cert_file, key_file = tmp_path / ("srv-%s.pem" % id(cert)), tmp_path / ("srv-%s.key" % id(key))
     cert_file.write_text(pem(cert))
@@ -84,6 +85,6 @@ def server_context(tmp_path, ca, host="localhost", client_ca=None, **tls):
     for name, value in tls.items():
         setattr(context, name, value)
     if client_ca is not None:
-        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_mode = ssl.CERT_OPTIONAL if client_optional else ssl.CERT_REQUIRED
         context.load_verify_locations(cadata=client_ca.pem)
     return context
