@@ -7,6 +7,7 @@ root), TC_074 (CSR -> CertificateSigned, the next connection uses it), TC_087.
 The Security profile is registered through a test-only path until
 ocpp_core/profiles.py lists it."""
 
+import logging
 import threading
 
 import pytest
@@ -68,7 +69,8 @@ def change(csms, key, value):
     return csms.call(CP_ID, "ChangeConfiguration", {"key": key, "value": value})["status"]
 
 
-def test_upgrade_1_2_3_with_certificates_and_a_refused_downgrade(station, csms_pair):
+def test_upgrade_1_2_3_with_certificates_and_a_refused_downgrade(station, csms_pair, caplog):
+    caplog.set_level(logging.DEBUG)
     loop, events = station
     ca, plain, tls = csms_pair
     plain.wait_for("BootNotification")
@@ -106,6 +108,15 @@ def test_upgrade_1_2_3_with_certificates_and_a_refused_downgrade(station, csms_p
     assert conf["configurationKey"][0]["value"] == "3"
     assert [e for e in events if e[0] == "ReconfigurationOfSecurityParameters"]
     assert loop.link.security_profile == 3
+    # no secret in any log line or trace of the whole run
+    key_lines = [line for line in open(loop.certificates.key_path).read().splitlines()
+                 if line and not line.startswith("-----")]
+    # (a line of an RSA key that holds only the public modulus may equal a CSR line)
+    key_lines = [line for line in key_lines if line not in csr]
+    assert key_lines
+    for secret in key_lines + [PASSWORD]:
+        assert secret not in caplog.text
+    assert "PRIVATE KEY" not in caplog.text
 
 
 def test_a_failed_upgrade_falls_back_and_reports_it(station, csms_pair):
