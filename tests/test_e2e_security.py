@@ -17,7 +17,7 @@ from firmware.hal_factory import build_mock
 from firmware.main_loop import Firmware
 from firmware.station_config import StationConfig
 from ocpp_core import security
-from tests.support import pki
+from tools import pki
 from tests.support.ocpp_csms import OcppCsms
 
 CP_ID = "CP-SEC-E2E"

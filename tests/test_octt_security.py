@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 import ocpp_core.charge_point as charge_point
 from firmware.certificates import CertificateStore
 from ocpp_core import security
-from tests.support import pki
+from tools import pki
 from tests.support.core_harness import FAST, Harness, official_schema
 
 CP_ID = "CP-SEC-1"

@@ -10,7 +10,7 @@ import pytest
 
 from firmware.certificates import CertificateStore
 from firmware.link import TRIAL_ATTEMPTS, build_url, profile_context
-from tests.support import pki
+from tools import pki
 from tests.test_link import (  # noqa: F401 - fixtures
     CP_ID, PASSWORD, links, next_event, no_proxy_env, password_never_logged, servers, wait_for,
 )

@@ -1,5 +1,7 @@
-"""A test PKI made with `cryptography`: CAs, server certificates, CSR signing,
-and TLS server contexts on loopback. Keys are EC P-256 (fast) unless asked."""
+"""A test PKI for the bench and the tests, made with `cryptography`: CAs, server
+certificates, CSR signing, and TLS server contexts on loopback (never for a
+real CSMS: the keys are made on the fly and not protected). Keys are EC P-256
+(fast) unless asked."""
 
 import datetime
 import ssl
