@@ -144,7 +144,7 @@ def test_tc_084_downgrade_or_same_profile_is_rejected(h, value):
     assert h.cp.config.get("SecurityProfile") == 2
 
 
-# --- TC_075 / TC_076: roots -------------------------------------------------------------------------
+# --- TC_075 / TC_076: roots ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["CentralSystemRootCertificate",       # TC_075_2
                                   "ManufacturerRootCertificate"])       # TC_075_1
@@ -232,7 +232,7 @@ def test_delete_the_root_in_use_fails_and_the_cp_certificate_cannot_be_deleted(h
     assert h.call("DeleteCertificate", {"certificateHashData": data}) == {"status": "Accepted"}
 
 
-# --- TC_074 / TC_077: the charge point certificate ---------------------------------------------------
+# --- TC_074 / TC_077: the charge point certificate -----------------------------------------------
 
 def test_sign_charge_point_certificate_needs_cpo_name(h):
     h.call("ChangeConfiguration", {"key": "CpoName", "value": ""})
@@ -333,7 +333,7 @@ def test_chain_with_an_intermediate(h):
         "status": "Accepted"}
 
 
-# --- ExtendedTriggerMessage: the other requestedMessage values ----------------------------------------
+# --- ExtendedTriggerMessage: the other requestedMessage values -----------------------------------
 
 @pytest.mark.parametrize("message, sent", [
     ("BootNotification", "BootNotification"), ("Heartbeat", "Heartbeat"),
