@@ -347,6 +347,12 @@ class CsmsLink:
     def security_profile(self):
         return self._profile
 
+    @property
+    def trial(self):
+        """The profile being tried and the one to fall back to, or None."""
+        t = self._trial
+        return None if t is None else (self._profile, t["previous"])
+
     def set_profile(self, profile):
         """The profile to connect with (start-up: no fall back from it)."""
         self._trial = None

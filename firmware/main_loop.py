@@ -42,6 +42,7 @@ _INDICATOR = {"Available": "available", "Preparing": "preparing", "Charging": "c
               "SuspendedEV": "suspended", "SuspendedEVSE": "suspended",
               "Finishing": "finishing", "Reserved": "reserved", "Unavailable": "unavailable",
               "Faulted": "faulted"}
+TRIAL_STORE = "security_trial"   # {"previous": profile} while an upgrade has not connected
 REFUSED_SHOWN_S = 3.0   # s the indicator shows "refused" after a card was refused
 
 
@@ -170,6 +171,13 @@ class Firmware:
         if floor > config.get("SecurityProfile"):
             config.set("SecurityProfile", floor)
         self.link.set_profile(config.get("SecurityProfile"))
+        trial = self.store.load(TRIAL_STORE, None)
+        if isinstance(trial, dict) and isinstance(trial.get("previous"), int) and \
+                trial["previous"] < config.get("SecurityProfile"):
+            # restarted (a Reset after the upgrade: TC_083) before the new profile
+            # connected: it may still fall back (A05.FR.08)
+            self.link.set_profile(trial["previous"])
+            self.link.upgrade(config.get("SecurityProfile"))
         self.cp.events.listen("client_certificate", self._client_certificate_changed)
 
     def _tls_context(self, profile):
@@ -187,7 +195,22 @@ class Firmware:
         event_type, tech_info = event.value
         self.cp.events.emit("security_event", event_type, tech_info)
 
+    def _save_trial(self, previous):
+        """Until the new profile has connected, a restart keeps the way back."""
+        try:
+            if previous is None:
+                self.store.delete(TRIAL_STORE)
+            else:
+                self.store.save(TRIAL_STORE, {"previous": previous})
+        except Exception as e:   # a full or read-only data dir: the upgrade still runs
+            log.warning("could not store the security profile trial: %s", type(e).__name__)
+
+    def _trial_over(self):
+        if self.store.load(TRIAL_STORE, None) is not None:
+            self._save_trial(None)
+
     def _on_profile_fallback(self, event):
+        self._trial_over()
         tried, previous, reason = event.value
         config = self.cp.config
         if "SecurityProfile" in config and previous is not None:
@@ -217,6 +240,7 @@ class Firmware:
             current = self.link.security_profile
             if current is None or value > current:     # not the echo of a fall back
                 log.info("security profile %s: reconnecting with it", value)
+                self._save_trial(current)
                 self.link.upgrade(value)
                 self.link.reconnect()
 
@@ -292,6 +316,8 @@ class Firmware:
         self.rpc.receive(event.value)
 
     def _on_link_up(self, event):
+        if self.link.trial is None:
+            self._trial_over()           # the new security profile works (A05.FR.09)
         self.cp.connection_up()
 
     def _on_link_down(self, event):      # the link has logged why

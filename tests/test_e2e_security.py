@@ -44,25 +44,37 @@ def csms_pair(tmp_path):
 
 
 @pytest.fixture
-def station(tmp_path, registered, csms_pair):
+def start_station(tmp_path, registered, csms_pair):
     ca, plain, tls = csms_pair
-    cfg = StationConfig()
-    cfg.csms_url = plain.url
-    cfg.tls_url = tls.url
-    cfg.charge_point_id = CP_ID
-    cfg.password = PASSWORD
-    cfg.data_dir = str(tmp_path / "data")
-    cfg.security_profile = 1
-    loop = Firmware(cfg, build_mock(cfg))
-    loop.link.settings.backoff_initial = loop.link.settings.backoff_max = 0.1
-    seen = []
-    loop.cp.events.listen("security_event", lambda t, info: seen.append((t, info)))
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    yield loop, seen
-    loop.stop()
-    thread.join(10)
-    assert not thread.is_alive()
+    running = []
+
+    def start():
+        cfg = StationConfig()
+        cfg.csms_url = plain.url
+        cfg.tls_url = tls.url
+        cfg.charge_point_id = CP_ID
+        cfg.password = PASSWORD
+        cfg.data_dir = str(tmp_path / "data")
+        cfg.security_profile = 1
+        loop = Firmware(cfg, build_mock(cfg))
+        loop.link.settings.backoff_initial = loop.link.settings.backoff_max = 0.1
+        seen = []
+        loop.cp.events.listen("security_event", lambda t, info: seen.append((t, info)))
+        thread = threading.Thread(target=loop.run, daemon=True)
+        thread.start()
+        running.append((loop, thread))
+        return loop, seen
+
+    yield start
+    for loop, thread in running:
+        loop.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def station(start_station):
+    return start_station()
 
 
 def change(csms, key, value):
@@ -108,6 +120,7 @@ def test_upgrade_1_2_3_with_certificates_and_a_refused_downgrade(station, csms_p
     assert conf["configurationKey"][0]["value"] == "3"
     assert [e for e in events if e[0] == "ReconfigurationOfSecurityParameters"]
     assert loop.link.security_profile == 3
+    assert loop.store.load("security_trial", None) is None    # the upgrade is final
     # no secret in any log line or trace of the whole run
     key_lines = [line for line in open(loop.certificates.key_path).read().splitlines()
                  if line and not line.startswith("-----")]
@@ -136,3 +149,25 @@ def test_a_failed_upgrade_falls_back_and_reports_it(station, csms_pair):
                for t, info in events)
     conf = plain.call(CP_ID, "GetConfiguration", {"key": ["SecurityProfile"]})
     assert conf["configurationKey"][0]["value"] == "1"
+
+
+def test_a_restart_during_the_upgrade_keeps_the_way_back(start_station, csms_pair, tmp_path):
+    """TC_083 resets the station right after the upgrade: if the new profile then
+    cannot connect, the station still falls back (the trial is persisted)."""
+    ca, plain, tls = csms_pair
+    from ocpp_core.store import Store
+    from firmware.certificates import CertificateStore
+    data = tmp_path / "data"
+    data.mkdir()
+    CertificateStore(str(data / "certs"), CP_ID).install_root(
+        "CentralSystemRootCertificate", pki.Ca("Rogue Root").pem, 20)
+    store = Store(str(data))
+    store.save("config", {"SecurityProfile": "2"})
+    store.save("security_trial", {"previous": 1})
+    loop, events = start_station()
+    plain.wait_connections(1, timeout=30)          # fell back to ws://
+    assert not tls.connections
+    plain.wait_for("BootNotification")
+    conf = plain.call(CP_ID, "GetConfiguration", {"key": ["SecurityProfile"]})
+    assert conf["configurationKey"][0]["value"] == "1"
+    assert "InvalidCentralSystemCertificate" in [e[0] for e in events]
