@@ -178,6 +178,7 @@ class Firmware:
             # connected: it may still fall back (A05.FR.08)
             self.link.set_profile(trial["previous"])
             self.link.upgrade(config.get("SecurityProfile"))
+            self._trial_pending = True
         self.cp.events.listen("client_certificate", self._client_certificate_changed)
 
     def _tls_context(self, profile):
@@ -197,6 +198,7 @@ class Firmware:
 
     def _save_trial(self, previous):
         """Until the new profile has connected, a restart keeps the way back."""
+        self._trial_pending = previous is not None
         try:
             if previous is None:
                 self.store.delete(TRIAL_STORE)
@@ -206,8 +208,8 @@ class Firmware:
             log.warning("could not store the security profile trial: %s", type(e).__name__)
 
     def _trial_over(self):
-        if self.store.load(TRIAL_STORE, None) is not None:
-            self._save_trial(None)
+        self._trial_pending = False
+        self._save_trial(None)
 
     def _on_profile_fallback(self, event):
         self._trial_over()
@@ -316,7 +318,7 @@ class Firmware:
         self.rpc.receive(event.value)
 
     def _on_link_up(self, event):
-        if self.link.trial is None:
+        if getattr(self, "_trial_pending", False) and self.link.trial is None:
             self._trial_over()           # the new security profile works (A05.FR.09)
         self.cp.connection_up()
 
