@@ -40,7 +40,6 @@ import hashlib
 import logging
 import os
 import threading
-import time
 
 from ocpp_core.security.interface import CS_ROOT, MF_ROOT, ROOT_KINDS, SecurityInterface
 
@@ -446,28 +445,12 @@ class CertificateStore(SecurityInterface):
         return True, None
 
 
-def background(deliver):
+def background():
     """run() for CertificateStore: a daemon thread per job (a CSR now and then)."""
     def run(fn):
         threading.Thread(target=fn, name="csr", daemon=True).start()
     return run
 
 
-def measure_import():
-    """(VmRSS before, after) in kB of importing cryptography's x509 and the key
-    types; for the figures in docs/security.md."""
-    def rss():
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-    before = rss()
-    t = time.perf_counter()
-    _x509()
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: F401
-    return before, rss(), time.perf_counter() - t
-
-
 __all__ = ("CertificateStore", "CS_ROOT", "MF_ROOT", "hash_data", "parse_pem_chain",
-           "background", "measure_import")
+           "background")

@@ -81,7 +81,7 @@ class Firmware:
         self.certificates = certificates.CertificateStore(
             os.path.join(cfg.data_dir, "certs"), cfg.charge_point_id,
             key_type=getattr(cfg, "csr_key_type", "rsa2048"),
-            run=certificates.background(None),
+            run=certificates.background(),
             deliver=lambda fn: self.events.put(Event(RUN, None, fn)),
             tls_chain=lambda: self.link.tls_chain)
         tls_url = getattr(cfg, "tls_url", None)
