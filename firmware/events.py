@@ -24,6 +24,11 @@ and equal to the plain tuples the tests spell out ("card", None, "04A1B2C3").
     stop            None             None: end the loop gracefully (SIGTERM)
     transfer        None             a TransferResult: a download or an image check
                                      finished (firmware/transfers.py)
+    security        None             (type, techInfo): the link saw a security event
+    fallback        None             (tried, previous, reason): a new security
+                                     profile did not connect; the link went back
+    run             None             fn: a worker's result to run on the main loop
+                                     (the certificate store's CSR)
 """
 
 from collections import namedtuple
@@ -41,9 +46,12 @@ DOWN = "down"
 MAINTENANCE = "maint"
 STOP = "stop"
 TRANSFER = "transfer"
+SECURITY = "security"
+FALLBACK = "fallback"
+RUN = "run"
 
 KINDS = (EV, CARD, METER, LOCK, MODEM, FAULT, FAULT_CLEARED, UP, FRAME, DOWN, MAINTENANCE, STOP,
-         TRANSFER)
+         TRANSFER, SECURITY, FALLBACK, RUN)
 
 
 class Event(namedtuple("Event", "kind connector value")):

@@ -18,6 +18,23 @@ exactly the firmware's request.
 
 Security: the basic-auth password (the AuthorizationKey) is never logged and is
 scrubbed from every reason string; settings print without it.
+
+Security profiles (whitepaper "Improved security for OCPP 1.6-J" ed. 3, 2.1-2.5):
+with settings.security_profile None the link is what it always was (the URL's
+scheme decides, ca_bundle or the system CAs verify wss://). With a profile:
+  0, 1  the configured URL, Basic auth when a password is set (0 is "no profile
+        configured yet": the station behaves as before the extension);
+  2     wss:// (tls_url, else the URL with its scheme made wss), Basic auth, the
+        server verified against the context tls_context(2) returns: the installed
+        CentralSystemRootCertificates, TLS 1.2 at least, the whitepaper's cipher
+        suites, the host name checked (client_context below);
+  3     as 2 without Basic auth and with the charge point certificate as the
+        client certificate (tls_context(3)).
+upgrade(profile) tries a higher profile: the first TRIAL_ATTEMPTS failed
+connections in a row give up on it, put the previous profile back and report
+LinkEvent("fallback", (tried, previous, reason)) (A05.FR.08). A TLS failure
+worth a security event is reported as LinkEvent("security", (type, techInfo)),
+once per kind until the link is up again.
 """
 
 import base64
@@ -36,7 +53,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import websocket
 
-from firmware.events import DOWN, FRAME, UP, LinkEvent
+from firmware.events import DOWN, FALLBACK, FRAME, SECURITY, UP, LinkEvent
 from ocpp_core.redact import mask_secrets
 
 log = logging.getLogger("ocpp.link")
@@ -46,6 +63,19 @@ POLL_INTERVAL = 0.25      # longest the link thread waits before checking stop/p
 CLOSE_WAIT = 0.5          # how long a polite close waits for the CSMS's close frame
 STOP_JOIN = 2.0           # stop() gives the threads this long in all
 MAX_REASON = 200
+
+TRIAL_ATTEMPTS = 3        # failed connections with a new profile before falling back
+
+# TLS 1.2 suites of A00.FR.318 (both pairs; ECDHE first: forward secrecy) in
+# OpenSSL's names. TLS 1.3 suites are OpenSSL's fixed AEAD set, all acceptable.
+TLS12_CIPHERS = ":".join((
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+    "AES128-GCM-SHA256", "AES256-GCM-SHA384"))
+
+INVALID_CS_CERTIFICATE = "InvalidCentralSystemCertificate"
+INVALID_TLS_VERSION = "InvalidTLSVersion"
+INVALID_TLS_CIPHER = "InvalidTLSCipherSuite"
 
 _RECONNECT = object()   # outbox marker: drop after the frames queued before it
 _PING = object()          # outbox item: send a websocket ping
@@ -122,6 +152,67 @@ def tls_options(secure, ca_bundle):
     return options
 
 
+def client_context(ca_data, client_files=None, system_cas=False):
+    """The TLS context of a profile 2/3 connection: only ca_data (PEM text of the
+    installed CentralSystemRootCertificates) is trusted, plus the system CAs when
+    the station config says so; TLS 1.2 or newer (A00.FR.312), the whitepaper's
+    suites (A00.FR.318), no compression (Python's default), host name checked
+    against the certificate (A00.FR.308/412: the subjectAltName, else the CN).
+    client_files (cert chain path, key path): profile 3's certificate.
+    ValueError (one line) when there is nothing to trust or no client certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.options |= ssl.OP_NO_COMPRESSION
+    if system_cas:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if ca_data:
+        context.load_verify_locations(cadata=ca_data)
+    elif not system_cas:
+        raise ValueError("no CentralSystemRootCertificate installed")
+    if client_files is not None:
+        context.load_cert_chain(*client_files)
+    return context
+
+
+def profile_context(store, profile, system_cas=False):
+    """client_context for a profile from a certificate store (firmware/certificates.py):
+    its CentralSystemRootCertificates, and for profile 3 its charge point certificate.
+    Made afresh for every connection, so that what was installed since is used."""
+    client = None
+    if profile >= 3:
+        client = store.client_files()
+        if client is None:
+            raise ValueError("no valid charge point certificate installed")
+    return client_context(store.ca_data(), client, system_cas=system_cas)
+
+
+def tls_failure_event(e):
+    """(security event type, techInfo) for a failed TLS handshake, or None when
+    the failure says nothing about the CSMS's security (A00.FR.309/315/322)."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return INVALID_CS_CERTIFICATE, _one_line(e.verify_message or e.reason or e)[:255]
+    if isinstance(e, ssl.SSLError):
+        reason = (e.reason or "").upper()
+        if "VERSION" in reason or "UNSUPPORTED_PROTOCOL" in reason:
+            return INVALID_TLS_VERSION, reason[:255]
+        if "CIPHER" in reason:
+            return INVALID_TLS_CIPHER, reason[:255]
+    return None
+
+
+def profile_url(url, profile, tls_url=None):
+    """The URL a profile connects to: profile 2/3 use tls_url, else url made wss://."""
+    if profile is None or profile < 2:
+        return url
+    if tls_url:
+        return tls_url
+    parts = urlsplit(url)
+    return urlunsplit(("wss",) + tuple(parts[1:]))
+
+
 def subprotocol_accepted(answered):
     """Did the CSMS agree to ocpp1.6 (its Sec-WebSocket-Protocol header, or None)?"""
     return answered is not None and answered.strip().lower() == SUBPROTOCOL
@@ -153,6 +244,9 @@ class LinkSettings:
     connect_timeout: float = 10
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
+    security_profile: Optional[int] = None    # None: as before the security extension
+    tls_url: Optional[str] = None             # full URL for profiles 2/3 (see profile_url)
+    tls_context: Optional[object] = None      # fn(profile) -> ssl.SSLContext, profiles 2/3
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -201,6 +295,21 @@ class _Conn:
             _shutdown_socket(self.ws)
 
 
+def _verified_chain(ws):
+    """The DER certificates of the verified chain (leaf first) of a TLS
+    connection; the leaf alone where Python cannot tell more."""
+    sock = getattr(ws, "sock", None)
+    try:
+        chain = sock._sslobj.get_verified_chain()
+        return [c.public_bytes(1) for c in chain]     # 1: _ssl.ENCODING_DER
+    except Exception:
+        try:
+            leaf = sock.getpeercert(binary_form=True)
+            return [leaf] if leaf else None
+        except Exception:
+            return None
+
+
 # --- the link -------------------------------------------------------------------------
 
 class CsmsLink:
@@ -221,13 +330,46 @@ class CsmsLink:
         self._connected_since = None
         self._last_error = None
         self._attempts = 0
-        parts = urlsplit(settings.url)
+        self._profile = settings.security_profile
+        self._trial = None            # {"previous": p, "failures": n} while upgrading
+        self._reported = set()        # security event types told since the link was up
+        self.tls_chain = None         # DER certificates of the current TLS chain
+        self._aim(self._profile)
+
+    def _aim(self, profile):
+        self._url = profile_url(self.settings.url, profile, self.settings.tls_url)
+        parts = urlsplit(self._url)
         self._secure = parts.scheme.lower() == "wss"
         self._where = "%s:%d" % (parts.hostname, parts.port or (443 if self._secure else 80))
         self._host = parts.hostname
 
+    @property
+    def security_profile(self):
+        return self._profile
+
+    @property
+    def trial(self):
+        """The profile being tried and the one to fall back to, or None."""
+        t = self._trial
+        return None if t is None else (self._profile, t["previous"])
+
+    def set_profile(self, profile):
+        """The profile to connect with (start-up: no fall back from it)."""
+        self._trial = None
+        self._profile = profile
+        self._aim(profile)
+
+    def upgrade(self, profile):
+        """Use a higher security profile from the next connection on; it falls back
+        to the present one if it cannot connect (see the module docstring)."""
+        if self._profile is not None and profile <= self._profile:
+            return
+        self._trial = {"previous": self._profile, "failures": 0}
+        self._profile = profile
+        self._aim(profile)
+
     def __repr__(self):
-        return "<CsmsLink %s %s>" % (self.settings.url, "up" if self._connected else "down")
+        return "<CsmsLink %s %s>" % (self._url, "up" if self._connected else "down")
 
     # --- read-only state -------------------------------------------------------
     @property
@@ -336,25 +478,48 @@ class CsmsLink:
             self._stop.wait(delay)
         log.info("link stopped")
 
+    def _sslopt(self, profile):
+        s = self.settings
+        if profile is not None and profile >= 2:
+            if s.tls_context is None:
+                raise ValueError("no TLS context for security profile %d" % profile)
+            return {"context": s.tls_context(profile)}
+        return tls_options(self._secure, s.ca_bundle)
+
     def _attempt(self):
         """One connection: returns (was_up, reason, log level)."""
         s = self.settings
         self._attempts += 1
-        password = self._password
+        profile = self._profile
+        url = self._url
+        password = self._password if profile is None or profile < 3 else None
         headers = request_headers(s.charge_point_id, password)
-        sslopt = tls_options(self._secure, s.ca_bundle)
-        log.info("connecting to %s (attempt %d, %s)", s.url, self._attempts,
-                 "basic auth" if password else "no auth")
+        log.info("connecting to %s (attempt %d, %s%s)", url, self._attempts,
+                 "basic auth" if password else "no auth" if profile != 3 else "client certificate",
+                 "" if profile is None else ", security profile %d" % profile)
+        try:
+            sslopt = self._sslopt(profile)
+        except (ValueError, OSError, ssl.SSLError) as e:
+            reason = _one_line("cannot set up TLS: %s" % (getattr(e, "strerror", None) or e),
+                               self._secrets())
+            self._down(reason)
+            self._failed(reason)
+            return False, reason, logging.ERROR
 
         ws = websocket.WebSocket(sslopt=sslopt, enable_multithread=True)
         self._connecting = ws
         try:
-            ws.connect(s.url, header=headers, timeout=s.connect_timeout)
+            ws.connect(url, header=headers, timeout=s.connect_timeout)
         except Exception as e:
             ws.shutdown()
             reason, level = self._describe_connect_error(e, bool(password))
             reason = _one_line(reason, self._secrets())
             self._down(reason)
+            event = tls_failure_event(e) if self._secure else None
+            if event is not None and event[0] not in self._reported:
+                self._reported.add(event[0])
+                self.events.put(LinkEvent(SECURITY, event))
+            self._failed(reason)
             return False, reason, level
         finally:
             self._connecting = None
@@ -377,11 +542,15 @@ class CsmsLink:
             return False, reason, logging.ERROR
 
         conn = _Conn(ws)
+        self.tls_chain = _verified_chain(ws) if self._secure else None
         self._conn = conn
         self._attempts = 0
+        self._trial = None            # the new profile works: no way back (A05.FR.09)
+        self._reported = set()
         self._connected_since = time.time()
         self._connected = True
-        log.info("connected to %s (subprotocol %s)", s.url, SUBPROTOCOL)
+        log.info("connected to %s (subprotocol %s%s)", url, SUBPROTOCOL,
+                 ", %s" % ws.sock.version() if self._secure else "")
         self.events.put(LinkEvent(UP, None))
         try:
             reason, graceful = self._serve(conn)
@@ -390,6 +559,7 @@ class CsmsLink:
         reason = _one_line(reason, self._secrets())
         with conn.lock:
             conn.closed = True
+        self.tls_chain = None
         self._connected = False
         self._connected_since = None
         self._conn = None
@@ -402,6 +572,23 @@ class CsmsLink:
         self._down(reason)
         requested = self._stop.is_set() or (conn.drop_reason is not None and conn.graceful)
         return True, reason, logging.INFO if requested else logging.WARNING
+
+    def _failed(self, reason):
+        """A connection attempt failed: after TRIAL_ATTEMPTS with a new profile, the
+        previous one is put back (A05.FR.08)."""
+        trial = self._trial
+        if trial is None:
+            return
+        trial["failures"] += 1
+        if trial["failures"] < TRIAL_ATTEMPTS:
+            return
+        tried, previous = self._profile, trial["previous"]
+        self._trial = None
+        self._profile = previous
+        self._aim(previous)
+        log.error("security profile %s does not connect (%s): back to profile %s",
+                  tried, reason, previous)
+        self.events.put(LinkEvent(FALLBACK, (tried, previous, reason)))
 
     def _serve(self, conn):
         """Read until the connection ends; returns (reason, close politely?)."""

@@ -12,15 +12,18 @@ systemd status line and the indicator all show that one projection.
 """
 
 import logging
+import os
 import queue
 
-from firmware import diagnostics, maintenance_handlers, store_faults
+from firmware import certificates, diagnostics, maintenance_handlers, store_faults
 from firmware.device_config import modem_poll_interval
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker)
-from firmware.events import (CARD, DOWN, EV, FAULT, FAULT_CLEARED, FRAME, LOCK, MAINTENANCE,
-                             METER, MODEM, STOP, TRANSFER, UP, Event)
-from firmware.link import CsmsLink, LinkSettings, build_url, effective_password
+from firmware.events import (CARD, DOWN, EV, FALLBACK, FAULT, FAULT_CLEARED, FRAME, LOCK,
+                             MAINTENANCE, METER, MODEM, RUN, SECURITY, STOP, TRANSFER, UP,
+                             Event)
+from firmware.link import (CsmsLink, LinkSettings, build_url, effective_password,
+                           profile_context)
 from firmware.station_binding import HalStation
 from firmware.station_state import StationProjection, bench_view
 from firmware.systemd import Notifier
@@ -41,6 +44,7 @@ _INDICATOR = {"Available": "available", "Preparing": "preparing", "Charging": "c
               "SuspendedEV": "suspended", "SuspendedEVSE": "suspended",
               "Finishing": "finishing", "Reserved": "reserved", "Unavailable": "unavailable",
               "Faulted": "faulted"}
+TRIAL_STORE = "security_trial"   # {"previous": profile} while an upgrade has not connected
 REFUSED_SHOWN_S = 3.0   # s the indicator shows "refused" after a card was refused
 
 
@@ -64,6 +68,9 @@ class Firmware:
         STOP: "_on_stop",
         MAINTENANCE: "_on_maintenance_request",
         TRANSFER: "_on_transfer",
+        SECURITY: "_on_link_security_event",
+        FALLBACK: "_on_profile_fallback",
+        RUN: "_on_run",
     }
 
     def __init__(self, cfg, hal, clock=None):
@@ -73,9 +80,19 @@ class Firmware:
         self.events = queue.Queue()
         self.maintenance = maintenance_handlers.Maintenance()
         self.modem_status = None
+        self.certificates = certificates.CertificateStore(
+            os.path.join(cfg.data_dir, "certs"), cfg.charge_point_id,
+            key_type=getattr(cfg, "csr_key_type", "rsa2048"),
+            run=certificates.background(),
+            deliver=lambda fn: self.events.put(Event(RUN, None, fn)),
+            tls_chain=lambda: self.link.tls_chain)
+        tls_url = getattr(cfg, "tls_url", None)
         self.link = CsmsLink(LinkSettings(url=build_url(cfg.csms_url, cfg.charge_point_id),
                                           charge_point_id=cfg.charge_point_id,
-                                          password=cfg.password, ca_bundle=cfg.ca_bundle),
+                                          password=cfg.password, ca_bundle=cfg.ca_bundle,
+                                          tls_url=build_url(tls_url, cfg.charge_point_id)
+                                          if tls_url else None,
+                                          tls_context=self._tls_context),
                              self.events)
         self.rpc = RpcEndpoint(CHARGE_POINT, self.link.send, clock=self.clock.monotonic,
                                trace=self._trace_frame)
@@ -141,6 +158,74 @@ class Firmware:
             pass
         self.cp.events.listen("config", self._config_changed)
         self.cp.events.listen("card_refused", self._card_refused)
+        self._attach_security()
+
+    # --- the security extension (docs/security.md) ---------------------------------------
+    def _attach_security(self):
+        """With the Security profile registered: the certificate store behind it,
+        the installer's profile as a floor, the link on the profile in effect."""
+        security = getattr(self.cp, "security", None)
+        if security is None or "SecurityProfile" not in self.cp.config:
+            return     # the link stays as before the extension (security_profile None)
+        config = self.cp.config
+        security.attach(self.certificates, has_password=lambda: bool(effective_password(
+            self.cfg.password, config.get("AuthorizationKey"))))
+        floor = getattr(self.cfg, "security_profile", 0)
+        if floor > config.get("SecurityProfile"):
+            config.set("SecurityProfile", floor)
+        self.link.set_profile(config.get("SecurityProfile"))
+        trial = self.store.load(TRIAL_STORE, None)
+        if isinstance(trial, dict) and isinstance(trial.get("previous"), int) and \
+                trial["previous"] < config.get("SecurityProfile"):
+            # restarted (a Reset after the upgrade: TC_083) before the new profile
+            # connected: it may still fall back (A05.FR.08)
+            self.link.set_profile(trial["previous"])
+            self.link.upgrade(config.get("SecurityProfile"))
+            self._trial_pending = True
+        self.cp.events.listen("client_certificate", self._client_certificate_changed)
+
+    def _tls_context(self, profile):
+        """Profile 2/3's TLS context (link thread)."""
+        return profile_context(self.certificates, profile,
+                               system_cas=getattr(self.cfg, "trust_system_cas", False))
+
+    def _client_certificate_changed(self, what):
+        # TC_074: the new certificate is used at once where it is the credential.
+        if self.link.security_profile == 3:
+            log.info("new charge point certificate: reconnecting with it")
+            self.link.reconnect()
+
+    def _on_link_security_event(self, event):
+        event_type, tech_info = event.value
+        self.cp.events.emit("security_event", event_type, tech_info)
+
+    def _save_trial(self, previous):
+        """Until the new profile has connected, a restart keeps the way back."""
+        self._trial_pending = previous is not None
+        try:
+            if previous is None:
+                self.store.delete(TRIAL_STORE)
+            else:
+                self.store.save(TRIAL_STORE, {"previous": previous})
+        except Exception as e:   # a full or read-only data dir: the upgrade still runs
+            log.warning("could not store the security profile trial: %s", type(e).__name__)
+
+    def _trial_over(self):
+        self._trial_pending = False
+        self._save_trial(None)
+
+    def _on_profile_fallback(self, event):
+        self._trial_over()
+        tried, previous, reason = event.value
+        config = self.cp.config
+        if "SecurityProfile" in config and previous is not None:
+            config.set("SecurityProfile", previous)     # A05.FR.08
+        self.cp.events.emit("security_event", "ReconfigurationOfSecurityParameters",
+                            ("security profile %s failed to connect; back to %s: %s"
+                             % (tried, previous, reason))[:255])
+
+    def _on_run(self, event):
+        event.value()
 
     def _card_refused(self, id_tag, why):
         """The driver sees it: the indicator shows "refused" for a few seconds."""
@@ -156,6 +241,13 @@ class Firmware:
             log.info("AuthorizationKey changed: reconnecting with the new credentials")
             self.link.set_password(value)
             self.link.reconnect()
+        elif key == "SecurityProfile":
+            current = self.link.security_profile
+            if current is None or value > current:     # not the echo of a fall back
+                log.info("security profile %s: reconnecting with it", value)
+                self._save_trial(current)
+                self.link.upgrade(value)
+                self.link.reconnect()
 
     # --- control --------------------------------------------------------------------------
     def stop(self):
@@ -229,6 +321,8 @@ class Firmware:
         self.rpc.receive(event.value)
 
     def _on_link_up(self, event):
+        if getattr(self, "_trial_pending", False) and self.link.trial is None:
+            self._trial_over()           # the new security profile works (A05.FR.09)
         self.cp.connection_up()
 
     def _on_link_down(self, event):      # the link has logged why

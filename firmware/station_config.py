@@ -51,6 +51,14 @@ class StationConfig:
         # Raw device sections ([meter], [rfid], [pilot], [modem], [gpio]): read with
         # types and ranges by firmware/device_config.py when the HAL is built.
         self.device_sections = {}
+        # [security] (docs/security.md): the installer's security profile (a floor:
+        # the CSMS can only raise it), the URL of profiles 2/3, whether the system
+        # CAs are trusted beside the installed CentralSystemRootCertificates, the
+        # key type of the CSRs.
+        self.security_profile = 0
+        self.tls_url = None
+        self.trust_system_cas = False
+        self.csr_key_type = "rsa2048"
 
     def __repr__(self):
         return ("StationConfig(hal=%r, csms_url=%r, charge_point_id=%r, password=%s, "
@@ -108,6 +116,8 @@ def load(flags):
     cfg.password = flags.password if flags.password is not None else get("csms", "password")
     cfg.ca_bundle = get("csms", "ca_bundle")
     cfg.data_dir = flags.data_dir or get("station", "data_dir")
+    security = {o: get("security", o) for o in ("profile", "tls_url", "trust_system_cas",
+                                                 "csr_key")}
     port = flags.bench_port if flags.bench_port is not None else get("bench", "port")
     cfg.log_level = (getattr(flags, "log_level", None) or get("station", "log_level") or "INFO").upper()
     if ini is not None:
@@ -163,6 +173,25 @@ def load(flags):
         if flag not in ("yes", "no", "true", "false"):
             raise ConfigError("[station] fixed_cable must be yes or no, not %r" % hw["fixed_cable"])
         cfg.fixed_cable = flag in ("yes", "true")
+    if security["profile"] is not None:
+        cfg.security_profile = _int(security["profile"], "[security] profile", 0, 3)
+    if security["tls_url"] is not None:
+        try:
+            validate_csms_url(security["tls_url"])
+        except ValueError as e:
+            raise ConfigError("[security] tls_url: %s" % e)
+        if not security["tls_url"].lower().startswith("wss://"):
+            raise ConfigError("[security] tls_url must start with wss://")
+        cfg.tls_url = security["tls_url"]
+    if security["trust_system_cas"] is not None:
+        flag = security["trust_system_cas"].lower()
+        if flag not in ("yes", "no", "true", "false"):
+            raise ConfigError("[security] trust_system_cas must be yes or no")
+        cfg.trust_system_cas = flag in ("yes", "true")
+    if security["csr_key"] is not None:
+        if security["csr_key"] not in ("rsa2048", "ec256"):
+            raise ConfigError("[security] csr_key must be rsa2048 or ec256")
+        cfg.csr_key_type = security["csr_key"]
     if cfg.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log level %r: choose DEBUG, INFO, WARNING or ERROR" % cfg.log_level)
     if not cfg.data_dir:

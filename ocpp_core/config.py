@@ -52,8 +52,11 @@ LOCAL_AUTH_LIST_MANAGEMENT = "LocalAuthListManagement"
 RESERVATION = "Reservation"
 SMART_CHARGING = "SmartCharging"
 REMOTE_TRIGGER = "RemoteTrigger"
+# The OCA whitepaper "Improved security for OCPP 1.6-J" defines no feature profile
+# name; "Security" is the engine's name for it (ocpp_core/security/).
+SECURITY = "Security"
 PROFILES = (CORE, FIRMWARE_MANAGEMENT, LOCAL_AUTH_LIST_MANAGEMENT, RESERVATION,
-            SMART_CHARGING, REMOTE_TRIGGER)
+            SMART_CHARGING, REMOTE_TRIGGER, SECURITY)
 
 # ChangeConfiguration.conf status values
 ACCEPTED = "Accepted"
@@ -185,18 +188,33 @@ def _rotation_list_problem(items, station):
     return None
 
 
+AUTHORIZATION_KEY_MIN = 16
+AUTHORIZATION_KEY_MAX = 40
+
+
 def _authorization_key_problem(text):
-    """The OCPP 1.6 security whitepaper wants a 16..20 byte password, sent as its hex
-    representation (32..40 characters). We accept any 8..40 printable ASCII
-    characters without ':' or spaces: every whitepaper-conforming value passes, and
-    so do the shorter plain passwords some operators use. ':' and spaces are
-    refused because Basic auth user:password parsing and trimming vary between
-    servers."""
-    if len(text) < 8 or len(text) > 40:
-        return "must be 8 to 40 characters"
+    """Whitepaper ed. 3, 7.2 and A00.FR.205/304: "minimal length: 16 bytes ...
+    Hexadecimal represented (20 bytes maximum, represented as a string of up to 40
+    hexadecimal digits)". We read it as the value on the wire: 16..40 characters
+    (OCTT TC_086 checks "minimum 16 characters", hex "maximum 40"). The characters
+    are printable ASCII without ':' or spaces: Basic auth user:password parsing and
+    trimming vary between servers."""
+    if len(text) < AUTHORIZATION_KEY_MIN or len(text) > AUTHORIZATION_KEY_MAX:
+        return "must be %d to %d characters" % (AUTHORIZATION_KEY_MIN, AUTHORIZATION_KEY_MAX)
     for c in text:
         if c == ":" or c < "!" or c > "~":
             return "only printable ASCII characters, no ':' and no spaces"
+    return None
+
+
+def _cpo_name_problem(text):
+    """CpoName goes into the CSR's organizationName (A02.FR.13): an X.520 name of
+    at most 64 characters; printable ASCII keeps every CA happy."""
+    if len(text) > 64:
+        return "at most 64 characters"
+    for c in text:
+        if c < " " or c > "~":
+            return "only printable ASCII characters"
     return None
 
 
@@ -351,6 +369,18 @@ KEYS = (
     # OCPP 1.6 security whitepaper: the HTTP Basic auth password. "" = not set.
     KeyDef("AuthorizationKey", STRING, "", profile=None, write_only=True,
            check=_authorization_key_problem),
+    # Security whitepaper ed. 3, section 7 (ocpp_core/security/).
+    # SecurityProfile 0..3 (7.6: RW, "can only be increased"): a change from the CSMS
+    # passes the guard ocpp_core/security/profile.py installs; default 0.
+    KeyDef("SecurityProfile", INT, 0, hi=3, profile=SECURITY),
+    KeyDef("CpoName", STRING, "", profile=SECURITY, check=_cpo_name_problem),
+    # 7.3: the limit of CertificateSigned.req certificateChain, characters (<= 10000).
+    KeyDef("CertificateSignedMaxChainSize", INT, 10000, readonly=True, hi=10000,
+           profile=SECURITY),
+    # 7.4: Root/CA certificates of both kinds together.
+    KeyDef("CertificateStoreMaxLength", INT, 20, readonly=True, profile=SECURITY),
+    # 7.1: the single-root replacement mode is not implemented: false, read-only.
+    KeyDef("AdditionalRootCertificateCheck", BOOL, False, readonly=True, profile=SECURITY),
 )
 
 
@@ -431,6 +461,7 @@ class Configuration:
         self._inactive = {}   # stored entries of keys not known now: kept as they are
         self._pending = {}    # reboot-required key -> typed value in effect after restart
         self._defaults = {}   # key -> typed default on this station
+        self._guards = {}     # key -> guard(value) -> None (allowed) or why it is refused
         for name in self._order:
             d = self._defs[name]
             self._defaults[name] = d.default(profile) if callable(d.default) else d.default
@@ -474,6 +505,12 @@ class Configuration:
     def pending_reboot(self):
         """Names of reboot-required keys changed since start-up."""
         return [k for k in self._order if k in self._pending]
+
+    def guard(self, key, fn):
+        """A rule of the key's own service for changes from the CSMS:
+        fn(typed_value) -> None to allow, or the reason for Rejected (e.g. the
+        SecurityProfile upgrade rules). Configuration.set() is not guarded."""
+        self._guards[key] = fn
 
     # --- changing (the engine's own setter) ----------------------------------------------
     def set(self, key, value):
@@ -542,6 +579,11 @@ class Configuration:
             value = self._parse(d, text)
         except ValueError as e:
             log.info("ChangeConfiguration: %s=%s Rejected: %s", key, self._shown(d, text), e)
+            return {"status": REJECTED}
+        guard = self._guards.get(key)
+        refused = guard(value) if guard is not None else None
+        if refused:
+            log.info("ChangeConfiguration: %s=%s Rejected: %s", key, self._shown(d, text), refused)
             return {"status": REJECTED}
         return {"status": self._apply(d, value, True)}
 

@@ -81,7 +81,41 @@ def _redact_escaped(text):
     return dumps(masked) if found[0] else text
 
 
+_KEY_BEGIN = "-----BEGIN "
+_KEY_MARK = "PRIVATE KEY-----"
+KEY_MASK = "<private key not shown>"
+
+
+def mask_private_keys(text):
+    """text with every PEM private key block ("-----BEGIN ... PRIVATE KEY-----"
+    to its END line) replaced by KEY_MASK. No OCPP message carries one (the
+    whitepaper's A02.FR.05 keeps keys on the station); this is the net under it,
+    for frames, log lines and tool output alike. An unterminated block is masked
+    to the end of the text."""
+    if not isinstance(text, str) or _KEY_MARK not in text:
+        return text
+    out = []
+    done = 0
+    mark = text.find(_KEY_MARK)
+    while mark >= 0:
+        begin = text.rfind(_KEY_BEGIN, done, mark)
+        if begin < 0 or "-----" in text[begin + len(_KEY_BEGIN):mark]:
+            mark = text.find(_KEY_MARK, mark + 1)
+            continue
+        end = text.find("-----END ", mark)
+        close = text.find(_KEY_MARK, end) if end >= 0 else -1
+        stop = close + len(_KEY_MARK) if close >= 0 else len(text)
+        out.append(text[done:begin])
+        out.append(KEY_MASK)
+        done = stop
+        mark = text.find(_KEY_MARK, done)
+    out.append(text[done:])
+    return "".join(out)
+
+
 def redact_frame(text):
+    if _KEY_MARK in text:
+        text = mask_private_keys(text)
     if "\\u" in text:
         return _redact_escaped(text)
     folded = text.lower()  # configuration keys are CiString50Type: case-insensitive

@@ -45,39 +45,51 @@ class TriggerMessage:
         cp = self.cp
         message = payload["requestedMessage"]
         cid = payload.get("connectorId")
-        if cid is not None and cid != 0 and cp.connector(cid) is None:
-            return {"status": "Rejected"}
-        if message != BOOT and not cp.registration.accepted:
-            return {"status": "Rejected"}
-        if message == METER:
-            targets = self._meter_targets(cid)
-            if not targets:
-                return {"status": "Rejected"}
-            return self._accept(lambda: [cp.sampling.trigger(c) for c in targets])
-        if message == STATUS:
-            ids = [cid] if cid is not None else [0] + sorted(cp.connectors)
-            return self._accept(lambda: [cp.status.report(i) for i in ids])
-        if message == BOOT:
-            return self._accept(cp.registration.trigger_boot)
-        if message == HEARTBEAT:
-            return self._accept(cp.registration.trigger_heartbeat)
+        answer = trigger_shared(cp, message, cid)
+        if answer is not None:
+            return answer
         topic = "diagnostics_status" if message == DIAGNOSTICS else "firmware_status"
-        return self._accept(lambda: cp.rpc.call(message, {
+        return accept(lambda: cp.rpc.call(message, {
             "status": cp.events.ask(topic) or "Idle"}))
 
-    def _meter_targets(self, cid):
-        cp = self.cp
-        if cid == 0:
-            return []           # no main meter: only connectors have readings
-        candidates = [cp.connector(cid)] if cid is not None else \
-            [cp.connectors[i] for i in sorted(cp.connectors)]
-        return [c for c in candidates if cp.sampling.can_trigger(c)]
 
-    def _accept(self, send):
-        """Accepted; the message is queued once the answer has left (5.17: the
-        requested message follows the TriggerMessage.conf) and goes out at the
-        engine's next tick, which the main loop runs right after this call."""
-        return Reply({"status": "Accepted"}, then=send)
+def trigger_shared(cp, message, cid):
+    """The answer for the messages TriggerMessage and the security extension's
+    ExtendedTriggerMessage have in common (BootNotification, Heartbeat,
+    MeterValues, StatusNotification) and the rules of both (a connector the
+    station lacks, the registration); None for the other messages."""
+    if cid is not None and cid != 0 and cp.connector(cid) is None:
+        return {"status": "Rejected"}
+    if message != BOOT and not cp.registration.accepted:
+        return {"status": "Rejected"}
+    if message == METER:
+        targets = _meter_targets(cp, cid)
+        if not targets:
+            return {"status": "Rejected"}
+        return accept(lambda: [cp.sampling.trigger(c) for c in targets])
+    if message == STATUS:
+        ids = [cid] if cid is not None else [0] + sorted(cp.connectors)
+        return accept(lambda: [cp.status.report(i) for i in ids])
+    if message == BOOT:
+        return accept(cp.registration.trigger_boot)
+    if message == HEARTBEAT:
+        return accept(cp.registration.trigger_heartbeat)
+    return None
+
+
+def _meter_targets(cp, cid):
+    if cid == 0:
+        return []           # no main meter: only connectors have readings
+    candidates = [cp.connector(cid)] if cid is not None else \
+        [cp.connectors[i] for i in sorted(cp.connectors)]
+    return [c for c in candidates if cp.sampling.can_trigger(c)]
+
+
+def accept(send):
+    """Accepted; the message is queued once the answer has left (5.17: the
+    requested message follows the TriggerMessage.conf) and goes out at the
+    engine's next tick, which the main loop runs right after this call."""
+    return Reply({"status": "Accepted"}, then=send)
 
 
 def operations(cp):

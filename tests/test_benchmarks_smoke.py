@@ -40,3 +40,12 @@ def test_bench_firmware_runs(capsys):
         assert text in out, out
     judged = re.findall(r"\b(PASS|MISS)$", out, re.M)
     assert len(judged) == 9, out
+
+
+def test_bench_security_runs(capsys):
+    from tools import bench_security
+    assert bench_security.main(["--n", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"cryptography import: VmRSS \d+ kB -> \d+ kB", out), out
+    for profile in (1, 2, 3):
+        assert re.search(r"profile %d\s+[\d.]+\s+[\d.]+\s+[\d.]+" % profile, out), out

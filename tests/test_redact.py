@@ -147,3 +147,39 @@ def test_the_diagnostics_bundle_scrubs_secrets_and_private_keys():
     assert "Hunter-22" not in out and "MHcCAQEEIB" not in out and "MIGHAgEA" not in out
     assert out.count("<redacted private key>") == 2
     assert "ftp://<redacted>@diag.example/in" in out
+
+
+# --- the security extension: private keys, and the certificate messages -----------------------
+
+PEM_KEY = ("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
+           "-----END PRIVATE KEY-----\n")
+
+
+@pytest.mark.parametrize("key", [PEM_KEY, PEM_KEY.replace("PRIVATE", "EC PRIVATE"),
+                                 PEM_KEY.replace("PRIVATE", "RSA PRIVATE")])
+def test_private_key_blocks_are_masked_in_text_and_frames(key):
+    from ocpp_core.redact import KEY_MASK, mask_private_keys
+    text = "before " + key + " after " + key
+    assert mask_private_keys(text) == "before " + KEY_MASK + "\n after " + KEY_MASK + "\n"
+    frame = json.dumps([2, "1", "DataTransfer", {"vendorId": "x", "data": key}])
+    masked = redact_frame(frame)
+    assert "MIGHAgEA" not in masked and KEY_MASK in masked
+    assert json.loads(masked)[3]["data"] == KEY_MASK + "\n"
+
+
+def test_unterminated_private_key_is_masked_to_the_end():
+    from ocpp_core.redact import KEY_MASK, mask_private_keys
+    assert mask_private_keys("x " + PEM_KEY[:60]) == "x " + KEY_MASK
+
+
+@pytest.mark.parametrize("frame", [
+    [2, "1", "SignCertificate", {"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n"
+                                        "-----END CERTIFICATE REQUEST-----\n"}],
+    [2, "2", "CertificateSigned", {"certificateChain": "-----BEGIN CERTIFICATE-----\nMIIB\n"
+                                                       "-----END CERTIFICATE-----\n"}],
+    [2, "3", "InstallCertificate", {"certificateType": "CentralSystemRootCertificate",
+                                    "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n"}],
+])
+def test_certificate_messages_carry_no_secret_and_are_left_alone(frame):
+    text = json.dumps(frame)
+    assert redact_frame(text) == text

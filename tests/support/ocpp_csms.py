@@ -25,7 +25,10 @@ from ocpp_core.timestamps import format_utc
 
 CP_ACTIONS = ("Authorize", "BootNotification", "DataTransfer", "DiagnosticsStatusNotification",
               "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StartTransaction",
-              "StatusNotification", "StopTransaction")
+              "StatusNotification", "StopTransaction",
+              # the security extension (whitepaper ed. 3)
+              "SignCertificate", "SecurityEventNotification", "SignedFirmwareStatusNotification",
+              "LogStatusNotification")
 
 
 class CallFailed(Exception):
@@ -59,7 +62,9 @@ for _a in CP_ACTIONS:
 
 
 class OcppCsms:
-    def __init__(self, heartbeat_interval=300, password=None):
+    def __init__(self, heartbeat_interval=300, password=None, ssl=None):
+        self.ssl = ssl                     # an ssl server context: wss://localhost
+        self.peer_certificates = []        # the TLS client certificate of each connection
         self.heartbeat_interval = heartbeat_interval
         self.password = password           # when set, basic auth is required
         self.boot_answers = []             # queue of (status, interval) for coming boots
@@ -96,7 +101,7 @@ class OcppCsms:
         async def main():
             self._server = await serve(self._on_connect, "127.0.0.1", 0,
                                        subprotocols=["ocpp1.6"],
-                                       process_request=self._process_request)
+                                       process_request=self._process_request, ssl=self.ssl)
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             await self._server.wait_closed()
@@ -120,13 +125,17 @@ class OcppCsms:
 
     @property
     def url(self):
+        if self.ssl is not None:    # the test certificates name localhost (CN, no SAN)
+            return "wss://localhost:%d/ocpp" % self.port
         return "ws://127.0.0.1:%d/ocpp" % self.port
 
     # --- websocket side ------------------------------------------------------------
     def _process_request(self, connection, request):
         if self.refuse_connections:
             return Response(503, "Service Unavailable", Headers(), b"")
-        if self.password is not None:
+        client_certificate = self.ssl is not None and \
+            connection.transport.get_extra_info("peercert")
+        if self.password is not None and not client_certificate:   # profile 3: the certificate
             cp_id = urllib.parse.unquote(request.path.rstrip("/").rsplit("/", 1)[-1])
             expected = "Basic " + base64.b64encode(
                 ("%s:%s" % (cp_id, self.password)).encode()).decode()
@@ -137,6 +146,8 @@ class OcppCsms:
     async def _on_connect(self, ws):
         cp_id = urllib.parse.unquote(ws.request.path.rstrip("/").rsplit("/", 1)[-1])
         with self._cond:
+            if self.ssl is not None:
+                self.peer_certificates.append(ws.transport.get_extra_info("peercert"))
             self.connections.append((cp_id, ws.subprotocol, ws.request.headers.get("Authorization")))
             self._cond.notify_all()
         cp = _RecordingChargePoint(cp_id, ws)
@@ -195,6 +206,8 @@ class OcppCsms:
             return {"idTagInfo": self._tag_info(payload["idTag"])} if "idTag" in payload else {}
         if action == "DataTransfer":
             return {"status": "UnknownVendorId"}
+        if action == "SignCertificate":
+            return {"status": "Accepted"}
         return {}
 
     # --- for the test ---------------------------------------------------------------------
