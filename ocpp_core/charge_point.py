@@ -14,8 +14,10 @@ Where things are (see docs/architecture.md):
                    the Reservations service (expiry, Reserved, who may start)
   smart_charging/  the Smart Charging profile: charging profiles, the composite
                    schedule, the offered current (SmartCharging.offer)
-  firmware_management/  UpdateFirmware: FirmwareUpdates (cp.firmware), transfers by
-                   the firmware through a TransferInterface (not yet in profiles.py)
+  firmware_management/  UpdateFirmware (FirmwareUpdates, cp.firmware), GetDiagnostics:
+                   the firmware transfers through the interfaces it is given
+  security/        the OCA security whitepaper (an extension, not a feature profile):
+                   certificates, security profiles, ExtendedTriggerMessage, GetLog
   safety.py        when a session may start and energy may flow
   journal.py       transaction messages, durable      auth.py     idTag decisions
   config.py        configuration keys                 metering.py sampled values
@@ -36,7 +38,7 @@ from ocpp_core.events import Events
 from ocpp_core.firmware_management import FirmwareUpdates
 from ocpp_core.journal import METER, START, STOP, Journal
 from ocpp_core.log import get_logger
-from ocpp_core.profiles import PROFILES
+from ocpp_core.profiles import EXTENSIONS, PROFILES
 from ocpp_core.reservation import Reservations
 from ocpp_core.safety import may_deliver_energy, session_refusal
 from ocpp_core.store import PROBLEMS as STORAGE_PROBLEMS
@@ -44,7 +46,7 @@ from ocpp_core.smart_charging import SmartCharging
 
 log = get_logger("ocpp.cp")
 
-IMPLEMENTED_PROFILES = tuple(profile.NAME for profile in PROFILES)
+IMPLEMENTED_PROFILES = tuple(profile.NAME for profile in PROFILES + EXTENSIONS)
 FAR = 3600.0
 
 
@@ -84,7 +86,7 @@ class ChargePoint:
         self.firmware = FirmwareUpdates(self, transfers)   # persisted; asks the firmware
         self.events.listen("config", self._config_changed)
         self._recover()
-        for feature in PROFILES:
+        for feature in PROFILES + EXTENSIONS:
             for operation in feature.operations(self):
                 rpc.on(operation.action, operation.handle)
         self.refresh()

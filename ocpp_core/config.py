@@ -284,7 +284,9 @@ def _rotation_default(station):
 
 
 def _supported_feature_profiles(config):
-    return list(config.supported_profiles)
+    # OCPP 1.6 section 9.1.31 lists the six feature profile names: the security
+    # extension adds keys and messages, it is no value of this key.
+    return [p for p in config.supported_profiles if p != SECURITY]
 
 
 _EAIR = ["Energy.Active.Import.Register"]

@@ -800,3 +800,12 @@ def test_why_invalid_explains_the_change_configuration_check():
     assert config.why_invalid("HeartbeatInterval", "300") is None
     assert config.why_invalid("HeartbeatInterval", "abc")
     assert config.why_invalid("MeterValuesSampledData", "Foo.Bar")
+
+
+def test_the_security_extension_adds_keys_but_no_feature_profile_name():
+    """OCPP 1.6 9.1.31: SupportedFeatureProfiles lists the six profile names of
+    section 3.5; the security whitepaper's keys exist, "Security" is not listed."""
+    c = make(profiles=ALL_PROFILES + ("Security",))
+    assert "SecurityProfile" in c and "CpoName" in c
+    assert get_conf(c, ["SupportedFeatureProfiles"])["configurationKey"][0]["value"] == \
+        ",".join(ALL_PROFILES)

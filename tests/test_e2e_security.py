@@ -3,32 +3,21 @@ link, engine and certificate store against two CSMS built on the `ocpp` package,
 one on ws:// (profile 1) and one on wss:// with a test CA (profiles 2 and 3).
 
 OCTT TC_083 (upgrade), TC_084 (downgrade Rejected), TC_075_2 (install the CSMS
-root), TC_074 (CSR -> CertificateSigned, the next connection uses it), TC_087.
-The Security profile is registered through a test-only path until
-ocpp_core/profiles.py lists it."""
+root), TC_074 (CSR -> CertificateSigned, the next connection uses it), TC_087."""
 
 import logging
 import threading
 
 import pytest
 
-import ocpp_core.charge_point as charge_point
 from firmware.hal_factory import build_mock
 from firmware.main_loop import Firmware
 from firmware.station_config import StationConfig
-from ocpp_core import security
 from tools import pki
 from tests.support.ocpp_csms import OcppCsms
 
 CP_ID = "CP-SEC-E2E"
 PASSWORD = "0123456789abcdef0123"
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    profiles = charge_point.PROFILES + (security,)
-    monkeypatch.setattr(charge_point, "PROFILES", profiles)
-    monkeypatch.setattr(charge_point, "IMPLEMENTED_PROFILES", tuple(p.NAME for p in profiles))
 
 
 @pytest.fixture
@@ -44,7 +33,7 @@ def csms_pair(tmp_path):
 
 
 @pytest.fixture
-def start_station(tmp_path, registered, csms_pair):
+def start_station(tmp_path, csms_pair):
     ca, plain, tls = csms_pair
     running = []
 

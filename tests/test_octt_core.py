@@ -818,6 +818,16 @@ CSMS_CALLS = {
     "UpdateFirmware": {"location": "ftp://fw.example/image.tgz",
                        "retrieveDate": "2027-01-01T00:00:00Z"},
     "GetDiagnostics": {"location": "ftp://diag.example/"},
+    "InstallCertificate": {"certificateType": "CentralSystemRootCertificate",
+                           "certificate": "not a PEM"},
+    "GetInstalledCertificateIds": {"certificateType": "ManufacturerRootCertificate"},
+    "DeleteCertificate": {"certificateHashData": {
+        "hashAlgorithm": "SHA256", "issuerNameHash": "00", "issuerKeyHash": "00",
+        "serialNumber": "01"}},
+    "CertificateSigned": {"certificateChain": "not a PEM"},
+    "ExtendedTriggerMessage": {"requestedMessage": "Heartbeat"},
+    "GetLog": {"logType": "SecurityLog", "requestId": 1,
+               "log": {"remoteLocation": "ftp://diag.example/"}},
     "Reset": {"type": "Soft"},          # last: it restarts the station
 }
 

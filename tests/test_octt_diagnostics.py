@@ -2,8 +2,7 @@
 engine's services on the in-process harness with a recording UploadInterface,
 then end to end: TC_045_1 / TC_045_2 with `python -m firmware --hal mock`, the
 `ocpp`-package CSMS and a real upload server; GetLog for both log types with
-the real uploader and servers (the Security profile is not registered yet:
-the test routes GetLog to the engine itself, see wire_get_log)."""
+the real uploader and servers."""
 
 import io
 import json
@@ -16,7 +15,6 @@ import pytest
 
 from firmware.diagnostics import DiagnosticsUploader
 from firmware.transfers import TransferWorker
-from ocpp_core import security
 from ocpp_core.firmware_management.diagnostics import UploadInterface, uploads_done, uploads_of
 from ocpp_core.security.get_log import logs_of
 from tests.support.core_harness import FAST, Harness
@@ -41,14 +39,6 @@ class FakeUploads(UploadInterface):
         self.calls.append(("cancel", op, tag))
 
 
-def wire_get_log(h):
-    """GetLog routed to the engine (Security is not in profiles.py yet) and the
-    harness's CSMS taught LogStatusNotification."""
-    for op in security.operations(h.cp):
-        h.cp.rpc.on(op.action, op.handle)
-    h.csms.on(LOG, h._csms_handler(LOG))
-
-
 @pytest.fixture
 def fake():
     return FakeUploads()
@@ -59,7 +49,6 @@ def h(tmp_path, fake):
     harness = Harness(tmp_path / "data", config=FAST)
     uploads_of(harness.cp).attach(fake)
     logs_of(harness.cp).attach(fake)
-    wire_get_log(harness)
     harness.boot()
     yield harness
     harness.check_clean()
@@ -138,7 +127,6 @@ def test_while_pending_nothing_is_uploaded(tmp_path, fake):
     h = Harness(tmp_path / "data", config=FAST, boot_answers=[("Pending", 300)])
     uploads_of(h.cp).attach(fake)
     logs_of(h.cp).attach(fake)
-    wire_get_log(h)
     h.boot()
     assert h.call("GetDiagnostics", {"location": "ftp://diag.example/"}) == {}
     assert get_log(h) == {"status": "Rejected"}
@@ -218,7 +206,6 @@ def real(tmp_path):
                              secrets=lambda: ["Secret-Pass-777"])
     uploads_of(h.cp).attach(up)
     logs_of(h.cp).attach(up)
-    wire_get_log(h)
     h.boot()
     yield h, events
     worker.stop()

@@ -1,7 +1,6 @@
 """The security extension's certificates and profiles (ocpp_core/security/ with the
 real firmware/certificates.py store), OCTT TC_073..TC_087 where they apply to
-the engine, in process on the harness. The Security profile is registered here
-through a test-only path until ocpp_core/profiles.py lists it."""
+the engine, in process on the harness."""
 
 import logging
 import os
@@ -14,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-import ocpp_core.charge_point as charge_point
 from firmware.certificates import CertificateStore
 from ocpp_core import security
 from tools import pki
@@ -22,14 +20,6 @@ from tests.support.core_harness import FAST, Harness, official_schema
 
 CP_ID = "CP-SEC-1"
 KEY = "0123456789ABCDEF0123456789ABCDEF"   # 32 hex digits: a 16-byte key
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    """Security among the engine's profiles, for this test only."""
-    profiles = charge_point.PROFILES + (security,)
-    monkeypatch.setattr(charge_point, "PROFILES", profiles)
-    monkeypatch.setattr(charge_point, "IMPLEMENTED_PROFILES", tuple(p.NAME for p in profiles))
 
 
 @pytest.fixture
@@ -43,7 +33,7 @@ def tls_chain():
 
 
 @pytest.fixture
-def h(tmp_path, registered, events, tls_chain):
+def h(tmp_path, events, tls_chain):
     harness = Harness(tmp_path / "data", config=dict(FAST, CpoName="Test CPO"))
     for action in ("SignCertificate", "SignedFirmwareStatusNotification",
                    "LogStatusNotification"):
@@ -93,7 +83,8 @@ def test_security_keys_and_their_access(h):
     assert conf["AdditionalRootCertificateCheck"] == {
         "key": "AdditionalRootCertificateCheck", "readonly": True, "value": "false"}
     assert conf["CpoName"]["readonly"] is False
-    assert "Security" in conf["SupportedFeatureProfiles"]["value"].split(",")
+    # an extension, not a feature profile (OCPP 1.6 9.1.31; ocpp_core/profiles.py)
+    assert "Security" not in conf["SupportedFeatureProfiles"]["value"].split(",")
 
 
 @pytest.mark.parametrize("value, status", [

@@ -111,7 +111,9 @@ class Harness:
                                 clock=self.time.monotonic)
         for action in ("BootNotification", "Heartbeat", "Authorize", "StartTransaction",
                        "StopTransaction", "StatusNotification", "MeterValues", "DataTransfer",
-                       "DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+                       "DiagnosticsStatusNotification", "FirmwareStatusNotification",
+                       "LogStatusNotification", "SecurityEventNotification",
+                       "SignedFirmwareStatusNotification"):
             self.csms.on(action, self._csms_handler(action))
         real_transmit = self.csms._transmit
 
