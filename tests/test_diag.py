@@ -587,7 +587,7 @@ def test_device_requests_and_a_card_taken_by_the_tool(ocpp_csms, firmware, tmp_p
 # --- bundle -------------------------------------------------------------------------------------
 
 def test_bundle_has_the_expected_files_and_no_secret(ocpp_csms, firmware, tmp_path, monkeypatch):
-    secrets = ("Flag-Secret-9876", "Ini-Secret-5678", "Csms-Key-13579")
+    secrets = ("Flag-Secret-9876", "Ini-Secret-5678", "Csms-Key-13579-ab")
     ini = tmp_path / "station.ini"
     ini.write_text("[station]\nvendor = OpenPiCharge\n\n[csms]\nurl = %s\npassword = %s\n"
                    % (ocpp_csms.url, secrets[1]))
@@ -630,7 +630,7 @@ def test_the_bundle_uploaded_for_get_diagnostics_has_no_secret(ocpp_csms, firmwa
     """The same bundle, made by the firmware for GetDiagnostics and uploaded:
     no basic-auth password (flag or INI), no AuthorizationKey, no private key."""
     from tests.support.upload_servers import UploadServer
-    secrets = ("Flag-Secret-2468", "Ini-Secret-1357", "Csms-Key-97531", "MIGHAgEAMBMGBy")
+    secrets = ("Flag-Secret-2468", "Ini-Secret-1357", "Csms-Key-97531-cd", "MIGHAgEAMBMGBy")
     ini = tmp_path / "station.ini"
     ini.write_text("[station]\nvendor = OpenPiCharge\n\n[csms]\nurl = %s\npassword = %s\n"
                    "; -----BEGIN PRIVATE KEY-----\n; %s\n; -----END PRIVATE KEY-----\n"
