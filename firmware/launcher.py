@@ -33,8 +33,13 @@ MARK_ENV = "PI_OCPP_RELEASE"
 CHECKOUT_ENV = "PI_OCPP_CHECKOUT"   # where to go back to when no release is left
 
 
-def _exec(target, argv):
-    """Replace this process with the firmware of the folder target."""
+def _exec(target, argv, log=None):
+    """Replace this process with the firmware of the folder target, started by
+    this file (the code that decided), or the target's own when this file is
+    gone (a rolled back release removed)."""
+    launcher = os.path.abspath(__file__)
+    if not os.path.isfile(launcher):
+        launcher = os.path.join(target, "firmware", "launcher.py")
     env = dict(os.environ)
     env[MARK_ENV] = target
     if CHECKOUT_ENV not in env and releases.running_version() is None:
@@ -42,7 +47,10 @@ def _exec(target, argv):
     os.chdir(target)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(argv), env)
+    if log is not None:
+        import logging
+        logging.shutdown()
+    os.execve(sys.executable, [sys.executable, launcher] + list(argv), env)
 
 
 def enter(root, argv, log):
@@ -50,13 +58,17 @@ def enter(root, argv, log):
     (with what happened: None, "trial" or a rollback line), else execs."""
     marked = os.environ.pop(MARK_ENV, None)
     here = os.path.realpath(releases.code_root())
-    if marked is not None:
+    running = releases.running_version()    # before a rollback may remove its folder
+    store = releases.Releases(root)
+    if marked is not None:      # the process that exec'd this one decided
         if os.path.realpath(marked) != here:
             log.error("asked to run %s but the code loaded is %s (sys.path): running it",
                       marked, here)
+        else:
+            _prune(store, log)
         return None
     try:
-        version, event = releases.Releases(root).decide()
+        version, event = store.decide()
     except OSError as e:
         log.error("releases directory %s unusable (%s): running %s", root, e, here)
         return None
@@ -64,18 +76,27 @@ def enter(root, argv, log):
         log.warning("firmware releases: %s", event)
     if version is None:
         checkout = os.environ.get(CHECKOUT_ENV)
-        if releases.running_version() is not None and checkout and \
-                os.path.realpath(checkout) != here:
+        if running is not None and checkout and os.path.realpath(checkout) != here:
             log.info("no release installed: starting the checkout %s", checkout)
-            _exec(checkout, argv)
-        return event
-    target = os.path.realpath(releases.Releases(root).path(version))
-    if target == here:
-        return event
-    log.info("starting release %s (%s)", version, target)
-    import logging
-    logging.shutdown()
-    _exec(target, argv)
+            _exec(checkout, argv, log)
+        target = here
+    else:
+        target = os.path.realpath(store.path(version))
+    if target != here:
+        log.info("starting release %s (%s)", version, target)
+        _exec(target, argv, log)
+    _prune(store, log)
+    return event
+
+
+def _prune(store, log):
+    """Remove releases neither current nor previous (a rolled back one): only
+    from the code that runs now, which is one of those (or the checkout)."""
+    try:
+        if os.path.isdir(store.root):
+            store.prune()
+    except OSError as e:
+        log.warning("old releases not removed: %s", e)
 
 
 class TrialWatch:

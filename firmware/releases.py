@@ -303,7 +303,8 @@ class Releases:
             back = None     # gone: the checkout the station was started from
         self._switch(CURRENT, back)
         self._drop_trial()
-        self.prune()
+        # The failed release stays until the next start prunes it (enter()):
+        # its files may be the code running this.
         return back
 
     # --- the start-up decision -------------------------------------------------------------
