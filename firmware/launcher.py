@@ -4,11 +4,13 @@
 releases/current is not the code running now, the process re-executes itself
 (os.execve, same PID, same arguments) into it:
 
-    python <this file> ARGS...      cwd = the release, PI_OCPP_RELEASE = its folder
+    python <this file> ARGS...      PI_OCPP_RELEASE = the release's folder
 
 Run as a file, this module (standard library only) puts the release's folder
 first on sys.path (ahead of the venv's installed or editable copy) and runs its
-`firmware` package as __main__. A release on trial whose start raises is rolled
+`firmware` package as __main__. The working directory is kept, so relative
+paths in ARGS (--data-dir, --config) still mean the same; a later restart
+(`python -m firmware` again, firmware/cli.py) decides again from there. A release on trial whose start raises is rolled
 back here, by the code that was known to work, and the old release started
 instead; a crash this cannot catch (kill, power cut) is counted by the next
 start's decision (a second unconfirmed start is a rollback).
@@ -44,7 +46,6 @@ def _exec(target, argv, log=None):
     env[MARK_ENV] = target
     if CHECKOUT_ENV not in env and releases.running_version() is None:
         env[CHECKOUT_ENV] = releases.code_root()    # started from a checkout: remember it
-    os.chdir(target)
     sys.stdout.flush()
     sys.stderr.flush()
     if log is not None:
@@ -162,7 +163,6 @@ def _bootstrap(argv):
     if it is on trial and its start raises."""
     target = os.environ[MARK_ENV]
     sys.path[0] = target            # the release's packages before the venv's
-    os.chdir(target)
     try:
         runpy.run_module("firmware", run_name="__main__", alter_sys=True)
     except SystemExit:

@@ -342,21 +342,22 @@ class Releases:
 
 
 def main(argv=None):
-    """python -m firmware.releases --root DIR seed [--version V]: the installer's
-    first release, from the checkout this runs in."""
+    """python -m firmware.releases --root DIR seed [--version V] [--source DIR]:
+    the installer's first release, from a checkout (default: the one this runs in)."""
     import argparse
     p = argparse.ArgumentParser(prog="python -m firmware.releases")
     p.add_argument("--root", required=True, help="the releases directory")
     sub = p.add_subparsers(dest="cmd", required=True)
     seed = sub.add_parser("seed", help="install this checkout as a release and start it")
     seed.add_argument("--version", help="its version (default: the firmware's)")
+    seed.add_argument("--source", help="the checkout to install (default: this one)")
     sub.add_parser("show", help="print current, previous, trial")
     args = p.parse_args(argv)
     r = Releases(args.root)
     if args.cmd == "seed":
         from firmware import __version__
         version = args.version or __version__
-        r.install_tree(code_root(), version)
+        r.install_tree(args.source or code_root(), version)
         r.set_current(version)
         print("release %s installed in %s, current" % (version, args.root))
     else:

@@ -196,3 +196,41 @@ def test_a_release_never_accepted_is_rolled_back(ocpp_csms, firmware, http_dir, 
     reply = ocpp_csms.call("CP-TEST-1", "TriggerMessage", {"requestedMessage": FW})
     assert reply == {"status": "Accepted"}
     assert ocpp_csms.wait_for(FW)["status"] == "Idle"       # the update has ended
+
+
+def test_tc_044_2_download_failed(ocpp_csms, firmware, http_dir, tmp_path):
+    folder, base = http_dir
+    fw, releases = started(firmware, ocpp_csms, tmp_path)
+    assert ocpp_csms.call("CP-TEST-1", "UpdateFirmware", {
+        "location": base + "/missing.img", "retrieveDate": format_utc(time.time()),
+        "retries": 2, "retryInterval": 1}) == {}
+    assert fw_statuses(ocpp_csms, "DownloadFailed") == ["Downloading", "DownloadFailed"]
+    assert "(attempt 2 of 2): HTTP 404" in fw.log()
+    assert not os.path.exists(releases.root) and len(boots(ocpp_csms)) == 1
+
+
+def test_the_installers_first_release_starts(ocpp_csms, firmware, tmp_path):
+    """The Pi layout from the first install on (tools/deploy/install-pi.sh): the
+    checkout seeded as releases/<version>/, current -> it; `python -m firmware`
+    (the unit's launcher) execs into it."""
+    root = tmp_path / "data" / "releases"
+    p = subprocess.run([sys.executable, "-m", "firmware.releases", "--root", str(root), "seed",
+                        "--version", "7.0.0", "--source", ROOT], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    fw = firmware(ocpp_csms.url)
+    assert ocpp_csms.wait_for("BootNotification", timeout=20)["firmwareVersion"] == "7.0.0"
+    assert "starting release 7.0.0 (%s)" % os.path.realpath(str(root / "7.0.0")) in fw.log()
+    assert "on trial" not in fw.log()
+
+
+def test_the_install_script_and_unit_use_the_ab_layout():
+    script = os.path.join(ROOT, "tools", "deploy", "install-pi.sh")
+    out = subprocess.run(["bash", script, "--dry-run"], capture_output=True, text=True).stdout
+    assert "-m firmware.releases --root /var/lib/pi-ocpp/releases seed --source /opt/pi-ocpp" \
+        in out
+    assert out.index("pip install") < out.index("firmware.releases") < out.index("systemctl")
+    with open(os.path.join(ROOT, "tools", "deploy", "pi-ocpp.service")) as f:
+        unit = f.read()
+    assert "ExecStart=/opt/pi-ocpp/.venv/bin/python -m firmware " in unit
+    assert "--data-dir ${STATE_DIRECTORY}" in unit and "StateDirectory=pi-ocpp" in unit
