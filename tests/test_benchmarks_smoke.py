@@ -40,3 +40,12 @@ def test_bench_firmware_runs(capsys):
         assert text in out, out
     judged = re.findall(r"\b(PASS|MISS)$", out, re.M)
     assert len(judged) == 9, out
+
+
+def test_bench_update_runs(capsys):
+    from tools import bench_update
+    assert bench_update.main(["--size-mib", "1", "--rate-mib", "4", "--idle-calls", "5"]) == 0
+    out = capsys.readouterr().out
+    for text in ("during a full-speed download", "during a 4 MiB/s download",
+                 "Installing -> new BootNotification", "MiB/s"):
+        assert text in out, out
