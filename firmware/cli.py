@@ -53,8 +53,6 @@ def main(argv=None):
     except ConfigError as e:
         return _fail(e)
     logging_setup.setup(cfg.log_level)
-    from firmware import launcher
-    launcher.enter(cfg.releases_dir, sys.argv[1:] if argv is None else argv, log)  # may exec
     from firmware.maintenance import MaintenanceError, MaintenanceServer, MediumError, socket_paths
     # First of all: a firmware already running on this data dir answers on its
     # socket, and this one must then not touch the journal. A data dir that
@@ -73,6 +71,11 @@ def main(argv=None):
             log.warning("%s; using %s instead", e, paths[i + 1])
         except MaintenanceError as e:    # another firmware answers, a bad path, ...
             return _fail(e)
+    # The release to run (may exec into it): after the socket check, so that a
+    # second firmware started by mistake never counts a trial start.
+    from firmware import launcher
+    launcher.enter(cfg.releases_dir, sys.argv[1:] if argv is None else argv, log,
+                   before_exec=maint.stop)
     try:
         return _run(cfg, maint)
     finally:

@@ -54,7 +54,7 @@ def _exec(target, argv, log=None):
     os.execve(sys.executable, [sys.executable, launcher] + list(argv), env)
 
 
-def enter(root, argv, log):
+def enter(root, argv, log, before_exec=None):
     """Run the release the decision picks: returns here when it is this code
     (with what happened: None, "trial" or a rollback line), else execs."""
     marked = os.environ.pop(MARK_ENV, None)
@@ -79,12 +79,16 @@ def enter(root, argv, log):
         checkout = os.environ.get(CHECKOUT_ENV)
         if running is not None and checkout and os.path.realpath(checkout) != here:
             log.info("no release installed: starting the checkout %s", checkout)
+            if before_exec is not None:
+                before_exec()
             _exec(checkout, argv, log)
         target = here
     else:
         target = os.path.realpath(store.path(version))
     if target != here:
         log.info("starting release %s (%s)", version, target)
+        if before_exec is not None:
+            before_exec()
         _exec(target, argv, log)
     _prune(store, log)
     return event

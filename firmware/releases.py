@@ -272,6 +272,12 @@ class Releases:
                     self._switch(PREVIOUS, old)
             self._switch(CURRENT, version)
         except OSError as e:
+            try:        # reported as failed: the station must not switch later on
+                if old != version:
+                    self._switch(CURRENT, old)
+                    self._drop_trial()
+            except OSError:
+                pass    # the next start drops a trial that current does not match
             raise ReleaseError("switching to %s failed: %s" % (version, e.strerror or e))
 
     def set_current(self, version):

@@ -815,6 +815,8 @@ CSMS_CALLS = {
                                                                 "limit": 16.0}]}}},
     "ClearChargingProfile": {"id": 99},
     "GetCompositeSchedule": {"connectorId": 1, "duration": 60},
+    "UpdateFirmware": {"location": "http://127.0.0.1:9/fw.img",
+                       "retrieveDate": "2099-01-01T00:00:00Z"},
     "Reset": {"type": "Soft"},          # last: it restarts the station
 }
 

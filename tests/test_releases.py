@@ -164,3 +164,39 @@ def test_the_installer_seed_command(tmp_path):
     r = Releases(root)
     assert r.current() == "5.0.0" and r.complete("5.0.0") and r.trial() is None
     assert os.path.isfile(os.path.join(root, "5.0.0", "firmware", "launcher.py"))
+
+
+def test_the_station_ini_firmware_section(tmp_path):
+    import argparse
+
+    from firmware.station_config import ConfigError, load
+
+    def cfg(text):
+        ini = tmp_path / "station.ini"
+        ini.write_text(text)
+        return load(argparse.Namespace(config=str(ini), hal="mock", csms_url="ws://127.0.0.1:9/x",
+                                       charge_point_id="CP-1", password=None,
+                                       data_dir=str(tmp_path / "data"), bench_port="0",
+                                       log_level=None))
+    default = cfg("")
+    assert default.boot_trial_seconds == 600.0
+    assert default.releases_dir == str(tmp_path / "data" / "releases")
+    custom = cfg("[firmware]\nboot_trial_seconds = 90\nreleases_dir = /srv/rel\n")
+    assert (custom.boot_trial_seconds, custom.releases_dir) == (90.0, "/srv/rel")
+    with pytest.raises(ConfigError, match=r"\[firmware\] boot_trial_seconds must be between"):
+        cfg("[firmware]\nboot_trial_seconds = 1\n")
+    with pytest.raises(ConfigError, match="whole number"):
+        cfg("[firmware]\nboot_trial_seconds = soon\n")
+
+
+def test_firmware_version_is_the_running_releases(tmp_path, monkeypatch):
+    import json
+
+    from firmware import releases
+    from tests.support.firmware_process import mock_station_config
+    assert mock_station_config(tmp_path / "a").boot_fields["firmwareVersion"] != "4.5.6"
+    code = tmp_path / "release"
+    code.mkdir()
+    (code / MARK).write_text(json.dumps({"version": "4.5.6"}))
+    monkeypatch.setattr(releases, "code_root", lambda: str(code))
+    assert mock_station_config(tmp_path / "b").boot_fields["firmwareVersion"] == "4.5.6"
