@@ -1,6 +1,7 @@
 """Start the release the releases directory says (firmware/releases.py).
 
-`python -m firmware` calls enter() once its configuration is read: when
+`python -m firmware` calls enter() once its configuration is read (and its
+maintenance socket shows no other firmware on the data dir): when
 releases/current is not the code running now, the process re-executes itself
 (os.execve, same PID, same arguments) into it:
 
@@ -10,9 +11,10 @@ Run as a file, this module (standard library only) puts the release's folder
 first on sys.path (ahead of the venv's installed or editable copy) and runs its
 `firmware` package as __main__. The working directory is kept, so relative
 paths in ARGS (--data-dir, --config) still mean the same; a later restart
-(`python -m firmware` again, firmware/cli.py) decides again from there. A release on trial whose start raises is rolled
-back here, by the code that was known to work, and the old release started
-instead; a crash this cannot catch (kill, power cut) is counted by the next
+(`python -m firmware` again, firmware/cli.py) decides again from there.
+
+A release on trial whose start raises is rolled back here, by the code that
+was known to work, and the old release started instead; a crash this cannot catch (kill, power cut) is counted by the next
 start's decision (a second unconfirmed start is a rollback).
 
 PI_OCPP_RELEASE tells the started release that the decision is made (its trial

@@ -9,6 +9,7 @@ import functools
 import http.server
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -234,3 +235,30 @@ def test_the_install_script_and_unit_use_the_ab_layout():
         unit = f.read()
     assert "ExecStart=/opt/pi-ocpp/.venv/bin/python -m firmware " in unit
     assert "--data-dir ${STATE_DIRECTORY}" in unit and "StateDirectory=pi-ocpp" in unit
+
+
+def test_a_power_cut_before_accepted_rolls_back(ocpp_csms, firmware, http_dir, tmp_path):
+    """kill -9 of the new release while it awaits its Accepted, then the same
+    command again (a power cut): the second unconfirmed start is a rollback."""
+    folder, base = http_dir
+    make_image("9.9.9", folder / "fw.img")
+
+    def boot_answer(payload):
+        pending = payload.get("firmwareVersion") == "9.9.9"
+        return {"status": "Pending" if pending else "Accepted",
+                "currentTime": format_utc(time.time()), "interval": 30 if pending else 300}
+    ocpp_csms.responders["BootNotification"] = boot_answer
+    fw, releases = started(firmware, ocpp_csms, tmp_path)
+    update_firmware(ocpp_csms, base + "/fw.img")
+    assert ocpp_csms.wait_for("BootNotification", timeout=30,
+                              predicate=lambda p: p["firmwareVersion"] == "9.9.9")
+    assert releases.on_trial("9.9.9") and releases.trial()["starts"] == 1
+    fw.stop(signal.SIGKILL)
+    fw = firmware(ocpp_csms.url)
+    boot = ocpp_csms.wait_for("BootNotification", timeout=30,
+                              predicate=lambda p: p["firmwareVersion"] != "9.9.9")
+    assert boot["firmwareVersion"] == CHECKOUT_VERSION
+    assert fw_statuses(ocpp_csms, "InstallationFailed") == [
+        "Downloading", "Downloaded", "Installing", "InstallationFailed"]
+    fw.wait_log("rolled back 9.9.9")
+    assert releases.current() is None and releases.trial() is None
