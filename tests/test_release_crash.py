@@ -33,9 +33,10 @@ def _source(folder, version, files=6):
     return str(folder)
 
 
-def _run(root, image, kill_at, after):
+def _run(root, image, kill_at, after, mode="rollback"):
     return subprocess.run([sys.executable, WORKER, root, image, "2.0.0", str(kill_at),
-                           "1" if after else "0"], capture_output=True, text=True, timeout=60)
+                           "1" if after else "0", mode], capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_kill_at_every_step_of_the_install_leaves_a_bootable_release(tmp_path):
@@ -55,17 +56,26 @@ def test_kill_at_every_step_of_the_install_leaves_a_bootable_release(tmp_path):
     shutil.copytree(seed.root, root, symlinks=True)
     full = _run(root, image, 0, False)
     assert full.returncode == 0, full.stderr
-    steps = int(full.stdout.split()[-1])
-    assert steps > 30, "the worker counted too few steps: %d" % steps
+    activated, steps = map(int, full.stdout.split())
+    assert activated > 30, "the worker counted too few steps: %d" % activated
     assert Releases(root).decide() == ("1.0.0", None)   # two unconfirmed starts: rolled back
 
     outcomes = set()
-    for kill_at in range(1, steps + 1):
+    # every step of stage, activate, the trial start and the rollback; then the
+    # steps of a confirmation after the same trial start
+    plan = [(n, "rollback") for n in range(1, steps + 1)]
+    shutil.rmtree(root)
+    shutil.copytree(seed.root, root, symlinks=True)
+    confirmed = _run(root, image, 0, False, "confirm")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert Releases(root).decide() == ("2.0.0", None) and Releases(root).previous() == "1.0.0"
+    plan += [(n, "confirm") for n in range(activated + 1, int(confirmed.stdout.split()[1]) + 1)]
+    for kill_at, mode in plan:
         for after in (False, True):
             shutil.rmtree(root)
             shutil.copytree(seed.root, root, symlinks=True)
-            p = _run(root, image, kill_at, after)
-            where = "kill at step %d %s" % (kill_at, "after" if after else "before")
+            p = _run(root, image, kill_at, after, mode)
+            where = "%s: kill at step %d %s" % (mode, kill_at, "after" if after else "before")
             assert p.returncode == -9, "%s: %s %s" % (where, p.returncode, p.stderr)
             r = Releases(root)
             version, event = r.decide()
@@ -73,9 +83,12 @@ def test_kill_at_every_step_of_the_install_leaves_a_bootable_release(tmp_path):
             assert r.complete(version), where
             assert not os.path.exists(os.path.join(root, ".staging")), where
             outcomes.add(version)
-            if version == "2.0.0":
-                assert r.on_trial("2.0.0"), where       # never confirmed without an Accepted
-                back, event = r.decide()                # it never got Accepted either
+            if version == "2.0.0" and r.on_trial("2.0.0"):
+                back, event = r.decide()                # it never got Accepted
                 assert back == "1.0.0" and r.complete("1.0.0"), where
+            elif version == "2.0.0":                    # confirmed: the old one is kept
+                assert mode == "confirm" and r.previous() == "1.0.0", where
+                assert r.complete("1.0.0"), where
+            r.prune()
             assert len(r.versions()) <= 2, where
     assert outcomes == {"1.0.0", "2.0.0"}

@@ -1,17 +1,18 @@
 """Worker for tests/test_release_crash.py: installs an update image into a
 releases directory, as the firmware does, and SIGKILLs itself at a chosen step.
 
-    python tests/support/release_crash_worker.py ROOT IMAGE VERSION KILL_AT KILL_AFTER
+    python tests/support/release_crash_worker.py ROOT IMAGE VERSION KILL_AT KILL_AFTER [MODE]
 
 The install, in the firmware's order: stage(IMAGE) (unpack, fsync, rename),
 activate(VERSION) (trial record, previous link, current link), then the restart
-into it: decide() (the first, counted trial start) and, as an unconfirmed second
-start would, decide() again (the rollback).
+into it: decide() (the first, counted trial start) and then, MODE "rollback"
+(default), decide() again as an unconfirmed second start would (the rollback),
+or, MODE "confirm", confirm(VERSION) as BootNotification Accepted does.
 
 KILL_AT > 0: SIGKILL at the KILL_AT-th file-system step (an open for writing,
 write, fsync, mkdir, rename, replace, symlink, remove, rmtree), before it
 (KILL_AFTER 0) or after it (1). KILL_AT 0: run to the end and print the number
-of steps.
+of steps after activate() and at the end.
 """
 
 import builtins
@@ -62,6 +63,7 @@ class _File:
 
 def main():
     root, image, version, kill_at, after = sys.argv[1:6]
+    mode = sys.argv[6] if len(sys.argv) > 6 else "rollback"
     kill_at, after = int(kill_at), after == "1"
 
     def wrap(fn):
@@ -82,9 +84,13 @@ def main():
     r = Releases(root)
     r.stage(image)
     r.activate(version)
+    activated = STEPS[0]
     r.decide()
-    r.decide()
-    print(STEPS[0])
+    if mode == "confirm":
+        r.confirm(version)
+    else:
+        r.decide()
+    print(activated, STEPS[0])
 
 
 if __name__ == "__main__":
