@@ -15,7 +15,7 @@ Where things are (see docs/architecture.md):
   smart_charging/  the Smart Charging profile: charging profiles, the composite
                    schedule, the offered current (SmartCharging.offer)
   firmware_management/  UpdateFirmware: FirmwareUpdates (cp.firmware), transfers by
-                   the firmware through a TransferInterface (not yet in profiles.py)
+                   the firmware through a TransferInterface
   safety.py        when a session may start and energy may flow
   journal.py       transaction messages, durable      auth.py     idTag decisions
   config.py        configuration keys                 metering.py sampled values

@@ -5,8 +5,8 @@ DiagnosticsStatusNotification are not there yet).
 - FirmwareUpdates (updates.py): the service the façade constructs
   (cp.firmware) and ticks; it answers events.ask("firmware_status") for
   TriggerMessage. The firmware does the transfers through a TransferInterface.
-- Not yet in ocpp_core/profiles.py: the profile is registered once the A/B
-  install, its rollback and the diagnostics upload are there (issue 12).
+- Registered in ocpp_core/profiles.py; the firmware's A/B install behind the
+  TransferInterface is firmware/transfers.py + firmware/releases.py.
 """
 
 from ocpp_core.firmware_management.updates import (FirmwareUpdates, TransferInterface,
