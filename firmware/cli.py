@@ -2,6 +2,9 @@
 
 A Reset from the CSMS ends the run; the process then re-executes itself with
 the same arguments (same PID, fresh interpreter), as the bench contract says.
+So does an installed update (restart kind "firmware"): at the start the
+launcher (firmware/launcher.py) execs into the release releases/current names,
+and a release on trial is watched until its BootNotification is Accepted.
 """
 
 import argparse
@@ -68,6 +71,11 @@ def main(argv=None):
             log.warning("%s; using %s instead", e, paths[i + 1])
         except MaintenanceError as e:    # another firmware answers, a bad path, ...
             return _fail(e)
+    # The release to run (may exec into it): after the socket check, so that a
+    # second firmware started by mistake never counts a trial start.
+    from firmware import launcher
+    launcher.enter(cfg.releases_dir, sys.argv[1:] if argv is None else argv, log,
+                   before_exec=maint.stop)
     try:
         return _run(cfg, maint)
     finally:
@@ -102,14 +110,21 @@ def _run(cfg, maint):
         bench.status_provider = lambda: fw.snapshot
     signal.signal(signal.SIGTERM, lambda *_: fw.stop())
     signal.signal(signal.SIGINT, lambda *_: fw.stop())
+    from firmware.launcher import watch_trial
+    trial = watch_trial(cfg.releases_dir, cfg.boot_trial_seconds, fw.restart, log)
+    if trial is not None:
+        fw.on_registration = trial.registration
     try:
         restart = fw.run()
     finally:
+        if trial is not None:
+            trial.stop()
         if bench is not None:
             bench.stop()
     if restart:
         maint.stop()      # before exec: the next run finds no stale socket
-        log.info("re-executing after a %s reset", restart)
+        log.info("re-executing after a %s %s", restart,
+                 "update" if restart == "firmware" else "reset")
         logging.shutdown()
         os.execv(sys.executable, [sys.executable, "-m", "firmware"] + sys.argv[1:])
     return 0

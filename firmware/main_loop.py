@@ -105,8 +105,10 @@ class Firmware:
         self.station = HalStation(self.connector_workers, self._request_restart)
         self.cp = ChargePoint(self.rpc, self.clock, self.store, self.station, self.profile,
                               self._boot_payload(),
-                              transfers=FirmwareTransfers(self.transfer_worker, cfg.data_dir,
-                                                          ca_bundle=cfg.ca_bundle))
+                              transfers=FirmwareTransfers(
+                                  self.transfer_worker, cfg.data_dir, ca_bundle=cfg.ca_bundle,
+                                  releases_dir=getattr(cfg, "releases_dir", None),
+                                  restart=self.restart))
         self.maintenance.attach(self)      # fault log and card hook for tools.diag
         self.uploads = diagnostics.attach(self)    # GetDiagnostics, GetLog (transfer worker)
         self._apply_engine_settings()
@@ -115,6 +117,7 @@ class Firmware:
         self.systemd = Notifier()
         self._systemd_status = None
         self.restart_kind = None
+        self.on_registration = None     # fn(status) after every batch: a release's trial
         self._running = False
         self._indicator_state = None
         self._refused_until = None    # monotonic time the "refused" indication ends
@@ -254,6 +257,11 @@ class Firmware:
         """Ask the loop to end (safe from a signal handler or another thread)."""
         self.events.put(Event(STOP, None, None))
 
+    def restart(self, kind):
+        """Ask the loop to end and the process to restart as `kind` (any thread):
+        "firmware" once an update is switched in (firmware/releases.py)."""
+        self.events.put(Event(STOP, None, kind))
+
     def _request_restart(self, kind):
         self.restart_kind = kind
         self._running = False
@@ -353,6 +361,8 @@ class Firmware:
 
     def _on_stop(self, event):
         self._graceful_stop()
+        if event.value:     # a restart asked from another thread (self.restart)
+            self.restart_kind = event.value
 
     def _on_maintenance_request(self, event):     # a tools.diag request that needs the engine
         maintenance_handlers.dispatch(self, event.value)
@@ -417,6 +427,8 @@ class Firmware:
         state = self.projection.project(self)
         self.maintenance.state = state
         self.snapshot = bench_view(state)       # read by the bench's status, any thread
+        if self.on_registration is not None:
+            self.on_registration(state["registration"])
         connected = state["link"]["connected"]
         connector_1 = state["connectors"].get("1", {}).get("ocpp_status")
         systemd_status = "%s, CSMS %s, connector 1 %s" % (

@@ -59,6 +59,9 @@ class StationConfig:
         self.tls_url = None
         self.trust_system_cas = False
         self.csr_key_type = "rsa2048"
+        # Firmware Management's A/B installation (firmware/releases.py)
+        self.releases_dir = None        # default DIR/releases
+        self.boot_trial_seconds = 600.0
 
     def __repr__(self):
         return ("StationConfig(hal=%r, csms_url=%r, charge_point_id=%r, password=%s, "
@@ -131,7 +134,11 @@ def load(flags):
         value = get("station", option)
         if value is not None:
             cfg.boot_fields[field] = value
-    if "firmwareVersion" not in cfg.boot_fields:
+    from firmware.releases import running_version
+    release = running_version()
+    if release is not None:         # running an installed release: its manifest's version
+        cfg.boot_fields["firmwareVersion"] = release
+    elif "firmwareVersion" not in cfg.boot_fields:
         from firmware import __version__
         cfg.boot_fields["firmwareVersion"] = __version__
 
@@ -204,6 +211,10 @@ def load(flags):
         raise ConfigError("data directory %s is not a directory" % cfg.data_dir)
     if not os.access(cfg.data_dir, os.R_OK | os.X_OK):
         raise ConfigError("data directory %s is not readable" % cfg.data_dir)
+    cfg.releases_dir = get("firmware", "releases_dir") or os.path.join(cfg.data_dir, "releases")
+    trial = get("firmware", "boot_trial_seconds")
+    if trial is not None:
+        cfg.boot_trial_seconds = float(_int(trial, "[firmware] boot_trial_seconds", 5, 86400))
     # Not writable (a worn-out SD card turns read-only) is not fatal: the station
     # boots degraded and reports it (ocpp_core/store.py, README "When the SD card fails").
     return cfg

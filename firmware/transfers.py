@@ -5,7 +5,7 @@ the main loop. Results reach the main loop as events (firmware/events.py):
 
     Event("transfer", None, TransferResult(op, ok, detail, attempts))
 
-    op        "download" | "install"
+    op        "download" | "install" | "activate"
     ok        True when it worked
     detail    on success the file written (download) or the manifest (install);
               on failure one line saying why (no password in it)
@@ -40,7 +40,7 @@ import urllib.request
 from collections import namedtuple
 
 from firmware.events import TRANSFER, Event
-from firmware.images import ImageError, verify_image
+from firmware.releases import ReleaseError, Releases
 from ocpp_core.redact import mask_url_userinfo
 
 log = logging.getLogger("firmware.transfers")
@@ -345,15 +345,23 @@ class FirmwareTransfers:
     """What the engine's FirmwareManagement asks of the firmware
     (ocpp_core.firmware_management.TransferInterface): each call returns at once,
     the result comes back as a "transfer" event that the main loop hands to
-    cp.firmware.transfer_done(result)."""
+    cp.firmware.transfer_done(result).
 
-    def __init__(self, worker, data_dir, ca_bundle=None, timeout=TIMEOUT, architecture=None):
+    install() verifies the downloaded image and unpacks it beside the running
+    release (releases/<version>/, firmware/releases.py); activate(version) puts
+    it on trial, switches releases/current to it and asks the main loop for a
+    restart (kind "firmware"), after which the process execs into it."""
+
+    def __init__(self, worker, data_dir, ca_bundle=None, timeout=TIMEOUT, architecture=None,
+                 releases_dir=None, restart=None):
         self.worker = worker
         self.dir = os.path.join(data_dir, "firmware")
         self.image = os.path.join(self.dir, "update.img")
         self.ca_bundle = ca_bundle
         self.timeout = timeout
         self.architecture = architecture
+        self.releases = Releases(releases_dir or os.path.join(data_dir, "releases"))
+        self.restart = restart          # fn(kind), any thread: the main loop's restart
 
     def download(self, location, attempts, interval):
         self.worker.submit(lambda stopped: self._download(location, attempts, interval,
@@ -368,24 +376,33 @@ class FirmwareTransfers:
                         timeout=self.timeout, ca_bundle=self.ca_bundle)
 
     def install(self):
-        """Verify the downloaded image (firmware/images.py): a valid one is
-        reported with its manifest (staging it beside the running release is
-        not there yet)."""
-        self.worker.submit(self._verify)
+        """Verify the downloaded image and stage it as releases/<version>/ ->
+        op "install" with the manifest; a refused image stages nothing."""
+        self.worker.submit(self._stage)
 
-    def _verify(self, stopped):
+    def _stage(self, stopped):
         try:
-            manifest = verify_image(self.image, architecture=self.architecture)
-        except ImageError as e:
+            manifest = self.releases.stage(self.image, architecture=self.architecture)
+        except ReleaseError as e:
             return TransferResult("install", False, str(e), 1)
+        _remove(self.image)         # unpacked: the SD card need not hold it twice
+        log.info("firmware %s staged in %s", manifest["version"],
+                 self.releases.path(manifest["version"]))
         return TransferResult("install", True, manifest, 1)
 
     def activate(self, version):
-        """The A/B switch into releases/<version>/ is not there yet (issue 12):
-        reported as a failed activation, so the update ends InstallationFailed
-        and nothing changes."""
-        self.worker.submit(lambda stopped: TransferResult(
-            "activate", False, "A/B installation is not implemented yet", 0))
+        """Switch releases/current to the staged `version` (on trial) and restart."""
+        self.worker.submit(lambda stopped: self._activate(version))
+
+    def _activate(self, version):
+        try:
+            self.releases.activate(version)
+        except ReleaseError as e:
+            return TransferResult("activate", False, str(e), 1)
+        log.info("firmware %s is current; restarting into it", version)
+        if self.restart is not None:
+            self.restart("firmware")
+        return TransferResult("activate", True, version, 1)
 
     def discard(self):
         """Remove what a finished or abandoned update left in the data dir."""

@@ -49,3 +49,12 @@ def test_bench_security_runs(capsys):
     assert re.search(r"cryptography import: VmRSS \d+ kB -> \d+ kB", out), out
     for profile in (1, 2, 3):
         assert re.search(r"profile %d\s+[\d.]+\s+[\d.]+\s+[\d.]+" % profile, out), out
+
+
+def test_bench_update_runs(capsys):
+    from tools import bench_update
+    assert bench_update.main(["--size-mib", "1", "--rate-mib", "4", "--idle-calls", "5"]) == 0
+    out = capsys.readouterr().out
+    for text in ("during a full-speed download", "during a 4 MiB/s download",
+                 "Installing -> new BootNotification", "MiB/s"):
+        assert text in out, out

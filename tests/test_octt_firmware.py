@@ -1,8 +1,8 @@
 """Firmware Management, UpdateFirmware (ocpp_core/firmware_management/): OCTT
 TC_044_1/2/3 and the readings around them, in process on a virtual clock with
-exact message order. The profile is not registered yet (issue 12): its
-operations are wired into the endpoint here, and the firmware's transfers are
-a recorder (FakeTransfers) or the real worker against a loopback HTTP server."""
+exact message order. The firmware's transfers are a recorder (FakeTransfers)
+or the real worker against a loopback HTTP server. End to end with the real
+firmware process: tests/test_e2e_firmware_update.py."""
 
 import http.server
 import queue
@@ -324,10 +324,13 @@ def run_with_worker(tmp_path, location):
 
 
 def test_tc_044_1_real_download_and_image_check(tmp_path, served):
-    # A valid image is downloaded and verified; the A/B switch is not there yet,
-    # so the activation fails and nothing changes.
+    # A valid image is downloaded, verified, staged and switched in (the restart
+    # into it: tests/test_e2e_firmware_update.py); the update awaits that boot.
     assert run_with_worker(tmp_path, served + "/good.img") == [
-        "Downloading", "Downloaded", "Installing", "InstallationFailed"]
+        "Downloading", "Downloaded", "Installing"]
+    from firmware.releases import Releases
+    releases = Releases(str(tmp_path / "data" / "releases"))
+    assert releases.current() == "9.9.9" and releases.on_trial("9.9.9")
 
 
 def test_tc_044_2_real_download_404(tmp_path, served):

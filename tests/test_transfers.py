@@ -229,30 +229,48 @@ def test_stop_ends_the_wait_between_attempts(http_base, tmp_path):
     assert events.get(timeout=1).value.detail == "stopped"
 
 
-def test_install_verifies_the_downloaded_image(tmp_path):
+def test_install_verifies_and_stages_activate_switches_and_restarts(tmp_path):
+    from firmware.releases import Releases
     events = queue.Queue()
     worker = TransferWorker(events)
     worker.start()
+    restarts = []
     try:
-        transfers = FirmwareTransfers(worker, str(tmp_path / "data"))
+        transfers = FirmwareTransfers(worker, str(tmp_path / "data"), restart=restarts.append)
         os.makedirs(transfers.dir)
         src = tmp_path / "src"
         (src / "firmware").mkdir(parents=True)
         (src / "firmware" / "__init__.py").write_text("")
         build_image(str(src), "9.9.9", transfers.image)
-        transfers.install()
-        result = events.get(timeout=10).value
-        assert result.op == "install" and result.ok and result.detail["version"] == "9.9.9"
-        with open(transfers.image, "r+b") as f:
-            f.truncate(100)
+        with open(transfers.image, "rb") as f:
+            good = f.read()
+        with open(transfers.image, "wb") as f:
+            f.write(good[:100])
         transfers.install()
         result = events.get(timeout=10).value
         assert not result.ok and "unreadable" in result.detail
+        releases = Releases(str(tmp_path / "data" / "releases"))
+        assert releases.versions() == []
+        with open(transfers.image, "wb") as f:
+            f.write(good)
+        transfers.install()
+        result = events.get(timeout=10).value
+        assert result.op == "install" and result.ok and result.detail["version"] == "9.9.9"
+        assert releases.versions() == ["9.9.9"] and releases.current() is None
+        assert not os.path.exists(transfers.image)      # unpacked: not kept twice
+        assert restarts == []
+        transfers.activate("9.9.9")
+        result = events.get(timeout=10).value
+        assert (result.op, result.ok) == ("activate", True)
+        assert releases.current() == "9.9.9" and releases.on_trial("9.9.9")
+        assert restarts == ["firmware"]
+        transfers.activate("1.2.3")
+        result = events.get(timeout=10).value
+        assert (result.op, result.ok) == ("activate", False) and "not staged" in result.detail
+        assert restarts == ["firmware"]
     finally:
         worker.stop()
         worker.join(5)
-
-
 
 
 def test_https_download_with_the_ca_bundle_and_refused_without(tls_files, tmp_path):

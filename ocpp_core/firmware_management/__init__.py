@@ -8,8 +8,8 @@ DiagnosticsStatusNotification.
 - DiagnosticsUploads (diagnostics.py): cp.diagnostics (uploads_of(cp)); the
   firmware builds and uploads the bundle through an UploadInterface; it
   answers events.ask("diagnostics_status").
-- In ocpp_core/profiles.py (for GetDiagnostics); the A/B install and its
-  rollback are still to come (issue 12).
+- Registered in ocpp_core/profiles.py; the firmware's A/B install behind the
+  TransferInterface is firmware/transfers.py + firmware/releases.py.
 """
 
 from ocpp_core.firmware_management.diagnostics import (DiagnosticsUploads, GetDiagnostics,

@@ -3,7 +3,11 @@
 # Pi 3, 4, 5 and Zero 2 W). Run from a checkout:   sudo tools/deploy/install-pi.sh
 #
 #   - copies the firmware to /opt/pi-ocpp and creates its venv with the Pi extra
-#     (rpi-lgpio provides the RPi.GPIO API on every Pi, the Pi 5 included; spidev)
+#     (rpi-lgpio provides the RPi.GPIO API on every Pi, the Pi 5 included; spidev);
+#     that copy is the launcher the unit starts, never changed by an update
+#   - installs the same files as the first release of the A/B layout (README,
+#     "Updating the firmware"): /var/lib/pi-ocpp/releases/<version>/ and the
+#     link releases/current to it; updates (UpdateFirmware) go beside it
 #   - creates the system user pi-ocpp (groups gpio, spi, dialout)
 #   - installs /etc/pi-ocpp/station.ini (only if missing; mode 0600) and the
 #     systemd unit pi-ocpp.service (Type=notify, watchdog, /var/lib/pi-ocpp)
@@ -14,6 +18,7 @@ set -euo pipefail
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PREFIX=/opt/pi-ocpp
 ETC=/etc/pi-ocpp
+STATE=/var/lib/pi-ocpp          # the unit's StateDirectory: --data-dir, releases/ in it
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 
@@ -37,6 +42,13 @@ run cp -r "$SRC/setup.cfg" "$SRC/pyproject.toml" "$SRC/README.md" \
 run python3 -m venv "$PREFIX/.venv"
 run "$PREFIX/.venv/bin/pip" install --upgrade pip
 run "$PREFIX/.venv/bin/pip" install "$PREFIX[pi]"
+
+# The first release of the A/B layout (firmware/releases.py), owned by the
+# service user who installs the next ones; re-running the installer makes this
+# checkout current and keeps the one before as previous.
+run install -d -m 0700 -o pi-ocpp -g pi-ocpp "$STATE"
+run runuser -u pi-ocpp -- env -C "$PREFIX" "$PREFIX/.venv/bin/python" -m firmware.releases \
+  --root "$STATE/releases" seed --source "$PREFIX"
 
 run install -d -m 0750 -o root -g pi-ocpp "$ETC"
 if [ ! -f "$ETC/station.ini" ]; then
