@@ -19,8 +19,15 @@ created on demand. Leftover temp files of a save interrupted by a crash are
 removed when the Store is constructed. `fsync_count` counts every fsync (of
 files and of folders) for the benchmark.
 
-Every durable write (save, delete, move, the folders they create) goes through
-one seam, `_write_step()`: there an optional `faults` object (tests only; see
+append() is the other way to write: bytes added at the end of a file (kept
+open), flushed and fsynced, one fsync per call (plus one of the folder when the
+call created the file). A failed append may leave part of its bytes behind: the
+caller (the journal's log, ocpp_core/journal_log.py) frames its records so that
+such a tail is detected, and never appends to that file again. read_bytes()
+reads a file back whole.
+
+Every durable write (save, append, delete, move, the folders they create) goes
+through one seam, `_write_step()`: there an optional `faults` object (tests only; see
 firmware/store_faults.py) may make a step fail as a sick SD card would, and
 there a failure is classified into `problem`:
 
@@ -174,6 +181,7 @@ class Store:
         self.problem_detail = None    # the last failure's text (diagnostics)
         self.failed_writes = 0        # counted, not logged one by one
         self._known_dirs = set()
+        self._open_files = {}         # name -> file object kept open by append()
         try:
             self._make_dirs("")
         except OSError as e:          # e.g. a read-only card: boot degraded, reads still work
@@ -339,6 +347,60 @@ class Store:
             raise
         self._fsync_dir(self._path(folder))
 
+    def append(self, name, data):
+        """Add data at the end of the file (created if missing), durably: one
+        fsync (and one of the folder when the file is new). Raises OSError; the
+        file may then end with part of data (see the module docstring)."""
+        _check_name(name)
+        self._guarded(self._append_path, name, data)
+        self._succeeded()
+
+    def _append_path(self, name, data):
+        folder = name.rpartition("/")[0]
+        self._make_dirs(folder)
+        path = self._path(name)
+        f = self._open_files.get(name)
+        created = False
+        try:
+            self._write_step("write", path)
+            if f is None:
+                created = not _exists(path)
+                f = open(path, "ab")
+                self._open_files[name] = f
+            self._put(f, data)
+            f.flush()
+            self._fsync_fd(f.fileno())
+        except BaseException:
+            self.close_file(name)
+            raise
+        if created:
+            self._fsync_dir(self._path(folder))
+
+    def _put(self, f, data):
+        # one place where appended bytes are written (the crash test tears them here)
+        f.write(data)
+
+    def close_file(self, name):
+        """Close the file append() keeps open (if it does)."""
+        f = self._open_files.pop(name, None)
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def read_bytes(self, name):
+        """The file's bytes, or None when it is missing. Raises OSError when it
+        cannot be read."""
+        _check_name(name)
+        try:
+            with open(self._path(name), "rb") as f:
+                return f.read()
+        except OSError as e:
+            if _errno(e) in (errno.ENOENT, errno.EISDIR):
+                return None
+            raise
+
     def load(self, name, default=None):
         """The saved object; default if the file is missing, or corrupt (then
         logged once and moved aside)."""
@@ -380,6 +442,7 @@ class Store:
     def delete(self, name):
         """Remove durably; False if there was nothing to remove."""
         _check_name(name)
+        self.close_file(name)
         try:
             self._write_step("unlink", self._path(name))
             os.unlink(self._path(name))
