@@ -304,13 +304,13 @@ class Journal:
     def _load_snapshot(self, snap):
         for rec in snap.get("tx") or ():
             key = rec.get("key") if isinstance(rec, dict) else None
+            if _digits(key):             # a key is never reused, not even an unusable one's
+                self._next_key = max(self._next_key, int(key) + 1)
             if not _record_ok(rec, key):
                 log.error("transaction record %r in the journal is unusable; set aside", key)
                 self._aside += 1
                 continue
             self._tx[key] = _fill_record(rec)
-            if _digits(key):
-                self._next_key = max(self._next_key, int(key) + 1)
         for entry in snap.get("queue") or ():
             seq = entry.get("seq") if isinstance(entry, dict) else None
             if type(seq) is not int or not _entry_ok(entry, seq):
