@@ -24,7 +24,10 @@ open), flushed and fsynced, one fsync per call (plus one of the folder when the
 call created the file). A failed append may leave part of its bytes behind: the
 caller (the journal's log, ocpp_core/journal_log.py) frames its records so that
 such a tail is detected, and never appends to that file again. read_bytes()
-reads a file back whole.
+reads a file back whole. An append that went through onto a file system with
+no free space left sets `problem` "full" all the same (an append fills the
+file's last block before it needs a new one: the card is full before a write
+fails).
 
 Every durable write (save, append, delete, move, the folders they create) goes
 through one seam, `_write_step()`: there an optional `faults` object (tests only; see
@@ -353,6 +356,11 @@ class Store:
         file may then end with part of data (see the module docstring)."""
         _check_name(name)
         self._guarded(self._append_path, name, data)
+        if self.free_bytes() == 0:
+            # The bytes fitted in the file's last block, the next ones will not:
+            # "full" now, as a save() (a new file, new blocks) would find it.
+            self._failed(OSError(errno.ENOSPC, "no space left after an append"))
+            return
         self._succeeded()
 
     def _append_path(self, name, data):
