@@ -123,6 +123,27 @@ class AckLog:
         _real_fsync(self.fd)
 
 
+def record_syncs(data_dir, sync_path):
+    """Note "<file> <size>" at every fsync of a file under data_dir (in
+    SYNC_LOG = ACK_LOG + ".sync", no fsync needed: SIGKILL keeps the page cache),
+    so that the test can cut the power: every file back to what was fsynced."""
+    fd_out = os.open(sync_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    root = os.path.realpath(data_dir) + "/"
+    real = os.fsync
+
+    def fsync(fd):
+        result = real(fd)
+        try:
+            path = os.readlink("/proc/self/fd/%d" % fd)
+            st = os.fstat(fd)
+        except OSError:
+            return result
+        if path.startswith(root) and (st.st_mode & 0o170000) == 0o100000:
+            os.write(fd_out, ("%s %d\n" % (path[len(root):], st.st_size)).encode())
+        return result
+    os.fsync = fsync
+
+
 def install_kill(kill_at, kill_after, rng):
     state = STATE
 
@@ -180,6 +201,7 @@ def run(data_dir, log_path, seed, kill_at, kill_after, max_ops, in_compaction=0)
     journal_mod.COMPACT_RATIO = COMPACT_RATIO
     trace_compaction(ack)
     STATE["armed"] = not in_compaction
+    record_syncs(data_dir, log_path + ".sync")
     if kill_at > 0:
         install_kill(kill_at, kill_after, random.Random(seed + 1))
     clock = Clock()
