@@ -391,7 +391,7 @@ class Journal:
             needs_compaction = needs_compaction or bool(torn or skipped)
             self._segment = name
             self._seg_bytes = len(data)
-            self._snap_bytes = len(journal_log.frame(first))
+            self._snap_bytes = journal_log.HEADER + int.from_bytes(data[2:6], "big")
             break
         self._v1_files = bool(journal_v1.files(store))
         if base is None and self._v1_files:

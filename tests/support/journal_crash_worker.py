@@ -1,7 +1,8 @@
 """Worker for tests/test_journal_crash.py: runs random transactions against a
 journal until it is killed (or has done its operations).
 
-    python tests/support/journal_crash_worker.py DATA_DIR ACK_LOG SEED KILL_AT KILL_AFTER MAX_OPS [IN_COMPACTION]
+    python tests/support/journal_crash_worker.py DATA_DIR ACK_LOG SEED KILL_AT KILL_AFTER \
+        MAX_OPS [IN_COMPACTION]
 
 Next to the journal it keeps an independent, append-only, fsynced log of what it
 has been told is durable (one line per acknowledged operation):
