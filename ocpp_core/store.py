@@ -234,6 +234,8 @@ class Store:
         except OSError as e:
             self._failed(e)
             return False
+        if self.problem == FULL and self.free_bytes() == 0:
+            return False      # root may write into the reserved blocks: still full
         self._succeeded()
         return True
 
