@@ -999,3 +999,19 @@ def test_queue_message_while_the_store_fails_is_sent_and_caught_up(env):
     env.pump(can_send=False)
     assert env.j.not_durable() == 0
     assert actions(env.reopen() and env.drain()) == ["SecurityEventNotification"]
+
+
+def test_the_journal_benchmark_runs(tmp_path, capsys):
+    """tools.bench_journal (tiny counts): it completes and prints its figures."""
+    from tools import bench_journal
+    assert bench_journal.main(["--dir", str(tmp_path), "-n", "3", "--queued", "5",
+                               "--session-minutes", "2"]) == 0
+    out = capsys.readouterr().out
+    for text in ("begin (StartTransaction queued)", "deliver MeterValues",
+                 "one 2-minute session", "20 transaction messages (MeterValues 18,",
+                 # one fsync per event: begin, Start.conf, 18 x (queued, answered),
+                 # 12 readings (every 10 s), 18 stop samples, end, Stop.conf
+                 "fsyncs 70 (3.50 per message)", "per year at 10 sessions",
+                 "opening the journal with 5 messages queued"):
+        assert text in out, out
+    assert "    1.00 " in out.splitlines()[2]         # begin: one fsync

@@ -166,8 +166,8 @@ class Bench:
                      lambda i: j.end(keys[i], 5000 + i, "Local"), n)
         self.measure("deliver StopTransaction", self.deliver_one, n)
 
-    def session(self):
-        """One certified 1-hour session on the virtual clock; returns its Cost figures."""
+    def session(self, minutes=60):
+        """One certified session on the virtual clock; returns its Cost figures."""
         j, t = self.j, self.time
         register = [{"value": "0", "context": "Sample.Periodic",
                      "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]
@@ -176,7 +176,7 @@ class Bench:
         key = j.begin(1, "04A1B2C3", 1000, first_sample=self.sample(register))
         self.deliver_one()
         wh = 1000.0
-        for second in range(1, 3601):
+        for second in range(1, minutes * 60 + 1):
             t.wall += 1
             t.mono += 1
             wh += 7360 / 3600.0
@@ -222,6 +222,8 @@ def main(argv=None):
                    help="messages queued for the start-up measurement (default 1000)")
     p.add_argument("--sessions-per-day", type=int, default=10,
                    help="for the yearly estimate (default 10)")
+    p.add_argument("--session-minutes", type=int, default=60,
+                   help="length of the typical session (default 60)")
     args = p.parse_args(argv)
 
     b = Bench(args.dir)
@@ -238,10 +240,11 @@ def main(argv=None):
 
     b = Bench(args.dir, virtual=True)
     try:
-        dt, fs, wb, bb = b.session()
+        dt, fs, wb, bb = b.session(args.session_minutes)
         msgs = sum(b.counts.values())
         print()
-        print("one 1-hour session, certified configuration (10 s samples, 20 s clock-aligned):")
+        print("one %d-minute session, certified configuration (10 s samples, 20 s clock-aligned):"
+              % args.session_minutes)
         print("  %d transaction messages (%s)" % (msgs, ", ".join(
             "%s %d" % (a, n) for a, n in sorted(b.counts.items()))))
         print("  fsyncs %d (%.2f per message), write() bytes %s (%.0f per message), "
