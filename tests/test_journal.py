@@ -1015,3 +1015,32 @@ def test_the_journal_benchmark_runs(tmp_path, capsys):
                  "opening the journal with 5 messages queued"):
         assert text in out, out
     assert "    1.00 " in out.splitlines()[2]         # begin: one fsync
+
+
+def test_an_append_that_fails_half_written_is_never_appended_to(env, caplog):
+    """EIO in the middle of a write leaves part of a record at the end of the
+    segment: nothing more is appended there; the catch-up writes a new one."""
+    import errno as _errno
+    store = env.store
+    real_put = Store._put
+    state = {"fail": True}
+
+    def half_then_eio(f, data):
+        if state.pop("fail", False):
+            f.write(data[:len(data) // 2])
+            raise OSError(_errno.EIO, "I/O error")
+        real_put(store, f, data)
+    store._put = half_then_eio
+    j = env.j
+    a = j.begin(1, "A", 0)                          # half written, then EIO
+    j.queue_meter_values(a, 1, [sample(env, 1)])    # held in memory, not appended
+    assert j.not_durable() == 2 and store.problem == "io"
+    env.time.advance(2.0)
+    env.pump(can_send=False)                        # the catch-up: a new segment
+    assert j.not_durable() == 0 and store.problem is None
+    assert len(store.names("journal/")) == 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ocpp.journal"):
+        env.reopen()
+    assert "torn" not in caplog.text and "damaged" not in caplog.text
+    assert actions(env.drain()) == ["StartTransaction", "MeterValues"]
