@@ -108,22 +108,18 @@ def journal(fw, request):
     cp = fw.cp
     journal, store, clock = cp.journal, cp.store, cp.clock
     pending = []
-    for name in store.names("queue/")[:limit]:
-        entry = store.load(name)
-        if isinstance(entry, dict):
-            view = _plain(entry, clock)
-            rec = journal.get(entry.get("key")) if entry.get("key") else None
-            view["transaction_id"] = rec["transaction_id"] if rec else None
-            pending.append(view)
-    aside_names = store.names("setaside/")
+    for entry in journal.queued()[:limit]:
+        view = _plain(entry, clock)
+        rec = journal.get(entry.get("key")) if entry.get("key") else None
+        view["transaction_id"] = rec["transaction_id"] if rec else None
+        pending.append(view)
     set_aside = []
-    for name in aside_names[:limit]:
-        entry = store.load(name)
-        set_aside.append({"name": name, "content": _plain(entry, clock)})
+    for entry in journal.set_aside_entries()[-limit:]:
+        set_aside.append({"name": "seq %s" % entry.get("seq"), "content": _plain(entry, clock)})
     corrupt = store.corrupt_names("")
     return {"ok": True,
             "pending_count": journal.pending_count(), "pending": pending,
             "in_flight": journal.in_flight,
-            "set_aside_count": len(aside_names), "set_aside": set_aside,
+            "set_aside_count": journal.set_aside_count(), "set_aside": set_aside,
             "transactions": [_tx_view(r, clock) for r in journal.recent(TX_SHOWN)],
             "corrupt_files": corrupt[:limit]}

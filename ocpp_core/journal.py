@@ -1,68 +1,97 @@
 """The transaction journal: no transaction is ever lost, none is sent twice.
 
-Everything lives in the data directory, through a Store (atomic, fsynced,
-checksummed files):
+Memory is the truth, the log its durable copy. The transaction records and the
+strictly FIFO queue of messages (StartTransaction, MeterValues, StopTransaction,
+and the self-contained messages of queue_message()) are kept in memory; every
+change is an *operation* applied to memory and appended to the log, and each
+durable event costs ONE fsync: a transaction begun (its record and its
+StartTransaction together), a reading or a stop sample persisted, a MeterValues
+or another message queued, a stop (the stop and its StopTransaction together),
+an answer received (its effect on the record and the removal together).
 
-    tx/<key>          one record per transaction (key: 8-digit local id,
-                      never a placeholder transactionId)
-    queue/<seq>       one file per transaction-related message, seq = 10 digits;
-                      the queue is strictly FIFO across all transactions
-    setaside/<seq>    messages given up on (TransactionMessageAttempts reached,
-                      or unsendable); kept for diagnostics
-    setaside/tx/<key> a record of a shape this code cannot use
+The log (format: ocpp_core/journal_log.py) is one segment file
+`journal/<generation>.log` of CRC-framed records; a record is a list of
+operations applied together or not at all:
+
+    R rec                   a transaction record (new)
+    P key {field: value}    fields of a record changed
+    S key sample cap lm     a stop sample kept (thinned to cap), the newest reading
+    Q entry                 a message queued, or its attempts counted
+    D [seq...]              messages removed: answered, or dropped
+    A [seq...] why          messages set aside (kept for diagnostics)
+    X [key...]              finished records forgotten (beyond keep_done)
+    snap {...}              the whole live state: the first record of a segment
+
+Compaction writes the live state as the first record of a new segment (fsync
+of the file and of its folder), switches to it, then deletes the older ones. A
+crash at any step leaves either the old segment (the new one's snapshot is torn
+or missing: ignored) or the new one complete (the old one is deleted again).
+The log is compacted at open when it needs it (a torn tail, several segments,
+a repair, the first journal's files to carry forward) and by maintain() when
+the segment has grown past COMPACT_MIN_BYTES and COMPACT_RATIO times its
+snapshot.
+
+Opening reads the newest segment that starts with a valid snapshot and replays
+its records; a torn last record (a power cut in the middle of an append) is
+dropped with one log line, a damaged one in the middle is skipped with one
+error line. A data dir of the first journal (tx/, queue/, setaside/ files:
+ocpp_core/journal_v1.py) is read once, written as a snapshot, and its files
+deleted.
 
 A queue entry holds only what the record does not: the action, the tx key, and
 for MeterValues the connector and the sampled values with their *stamps*.
-Payloads are BUILT WHEN SENT, from the record: an offline-started transaction
-needs no placeholder id, because its MeterValues/StopTransaction wait behind its
-StartTransaction and are built after StartTransaction.conf brought the real
-transactionId; timestamps come from clock.resolve_iso(stamp) at send time, so
-stamps taken before the clock was set are corrected.
+Payloads of transaction messages are BUILT WHEN SENT, from the record: an
+offline-started transaction needs no placeholder id, because its MeterValues
+and StopTransaction wait behind its StartTransaction and are built after
+StartTransaction.conf brought the real transactionId; timestamps come from
+clock.resolve_iso(stamp) at send time, so stamps taken before the clock was set
+are corrected. A queue_message() entry carries its payload, built by the caller.
 
-Memory is the truth, the files its durable copy. The records and the queue
-entries are kept in memory (read from the files once, at open); messages are
-built and sent from memory. Every change is written through at once while the
-store is healthy, so each API call is durable before it returns. A write that
-fails (OSError: ENOSPC, EROFS, EIO, ...) never raises out of the journal: the
-change holds in memory, is marked "not yet durable", and is written later by
-the catch-up, driven by pump() (the engine's tick; next_due() says when):
-at once when the store is healthy again, else every RETRY_S seconds. While
-anything is pending, later changes queue behind it, and the catch-up writes in
-the order that keeps the crash windows below: records first, then queue
-entries (and set-asides), then removals of queue entries, then of records. While
-the store reports a problem and nothing is pending, pump() probes the store
-every RETRY_S (Store.probe) so that a recovered card is noticed. Only OSError
-is caught: anything else is a bug, not the medium.
+A failed write (OSError: ENOSPC, EROFS, EIO, ...) never raises out of the
+journal: the change holds in memory, and from then on nothing is appended (the
+segment may end with a torn record) until the catch-up, driven by pump() (the
+engine's tick; next_due() says when), has written the whole live state to a new
+segment: at once when the store is healthy again, else every RETRY_S seconds.
+not_durable() counts the changes waiting for it. While the store reports a
+problem and nothing is pending, pump() probes the store every RETRY_S
+(Store.probe) so that a recovered card is noticed. Only OSError is caught:
+anything else is a bug, not the medium.
 
 Crash windows and what the next start-up does about them:
 
-    begin():  record saved, StartTransaction not queued  -> re-queued at open
-    end():    stop saved in record, Stop not queued      -> re-queued at open
-    Start.conf: transactionId saved, entry not removed   -> entry dropped at open
-    Stop.conf:  stop_delivered saved, entry not removed  -> entry dropped at open
-    MeterValues.conf: entry not yet removed -> sent again (at-least-once: the
-        removal IS the record of its delivery; a crash before it cannot be told
-        apart from a crash before the answer came)
-    giving up: attempts saved, then the record flag, then the move -> at open or
-        at the head the entry is set aside again (attempts >= the limit)
-    corrupt record/entry (detected by the Store's checksum): logged once,
-        moved aside; a lost Start/Stop entry is rebuilt from the record.
+    an answer arrived, its D record not yet durable -> the message is sent
+        again (at-least-once; the CSMS has seen it, the journal cannot know).
+        Once that one record is durable, the message is never sent again.
+    an append torn by a power cut -> that last record is dropped: the call it
+        belonged to had not returned, nothing acknowledged is lost
+    a compaction interrupted -> the previous segment is still complete
+    a record whose Start/Stop delivery is recorded but whose entry is still
+        queued (carried forward from the first journal) -> the entry is dropped;
+        a record needing a Start/Stop the queue lacks -> it is queued again
 
 record_meter() throttles: a reading is written at most once per
 `meter_persist_interval` seconds (default 10 s) unless forced; the first reading
-of a transaction is always written, and every other save of the record (a stop
-sample, the stop) carries the newest reading too. After a power cut at most that
-interval of energy is missing from the PowerLoss meterStop.
+of a transaction is always written, and a stop sample and the stop carry the
+newest reading too. After a power cut at most that interval of energy is
+missing from the PowerLoss meterStop.
 
-What each message contains, and what its answer does beyond the journal's own
-bookkeeping, is the message class's (ocpp_core/core/transactions.py and
-core/meter_values.py): build(record, entry, resolve) and confirmed(record, conf).
+CALLERROR answers: a transaction message and a queue_message() message alike
+are attempted TransactionMessageAttempts times, TransactionMessageRetryInterval
+x attempts apart, then set aside (kept, logged, never silently dropped);
+timeouts and a lost link are not attempts. A StartTransaction set aside takes
+its transaction's later messages with it.
+
+What each transaction message contains, and what its answer does beyond the
+journal's own bookkeeping, is the message class's (ocpp_core/core/transactions.py
+and core/meter_values.py): build(record, entry, resolve) and confirmed(record, conf).
 
 Standard library only, plain class: portable to MicroPython.
 """
 
 
 from ocpp_core import errors
+from ocpp_core import journal_log
+from ocpp_core import journal_v1
 from ocpp_core.catalogue import ACTIONS
 from ocpp_core.core.meter_values import MeterValues
 from ocpp_core.core.transactions import StartTransaction, StopTransaction
@@ -76,11 +105,6 @@ METER = "MeterValues"
 STOP = "StopTransaction"
 _ACTIONS = (START, METER, STOP)
 
-TX = "tx/"
-QUEUE = "queue/"
-ASIDE = "setaside/"
-ASIDE_TX = "setaside/tx/"
-
 DEFAULTS = {
     "TransactionMessageAttempts": 3,
     "TransactionMessageRetryInterval": 60,
@@ -89,11 +113,9 @@ DEFAULTS = {
 
 _DELIVERED = "delivered"   # _build(): the entry's delivery is already recorded
 RETRY_S = 2.0              # s between attempts to catch up / probe a failing store
-_SAVE, _DELETE, _ASIDE = "save", "delete", "aside"
-
-
-def _seq_name(folder, seq):
-    return "%s%010d" % (folder, seq)
+KEEP_ASIDE = 100           # set-aside messages kept for diagnostics (the count is total)
+COMPACT_MIN_BYTES = 128 * 1024
+COMPACT_RATIO = 4
 
 
 def _digits(text):
@@ -111,14 +133,26 @@ def _record_ok(rec, key):
 def _entry_ok(entry, seq):
     if not isinstance(entry, dict) or entry.get("seq") != seq:
         return False
-    if entry.get("action") not in _ACTIONS or type(entry.get("attempts")) is not int:
+    action = entry.get("action")
+    if not isinstance(action, str) or type(entry.get("attempts")) is not int:
         return False
     key = entry.get("key")
     if key is not None and not isinstance(key, str):
         return False
-    if entry["action"] == METER:
+    if action not in _ACTIONS:      # queue_message(): self-contained
+        return key is None and isinstance(entry.get("payload"), dict)
+    if action == METER:
         return type(entry.get("connector_id")) is int and isinstance(entry.get("meter_value"), list)
     return key is not None
+
+
+def _fill_record(rec):
+    for flag in ("start_delivered", "stop_delivered", "set_aside"):
+        rec.setdefault(flag, False)
+    rec.setdefault("samples", [])
+    rec.setdefault("transaction_id", None)
+    rec.setdefault("last_meter", None)
+    return rec
 
 
 def thin_samples(samples, cap):
@@ -147,17 +181,23 @@ class Journal:
                                      STOP: StopTransaction()}
         self._tx = {}            # key -> record
         self._queue = []         # [seq, action, key], oldest first
-        self._entries = {}       # seq -> queue entry (the truth; the file is its copy)
-        self._pending_tx = {}    # key -> _SAVE/_DELETE not yet durable
-        self._pending_q = {}     # seq -> _SAVE/_DELETE/_ASIDE not yet durable
-        self._retry_at = None    # monotonic time of the next catch-up or probe
-        self._aside_entries = {}  # seq -> entry being set aside (until durable)
+        self._entries = {}       # seq -> queue entry
+        self._aside_list = []    # the newest KEEP_ASIDE set-aside entries
+        self._aside = 0          # set-aside messages in all
         self._due = {}           # seq -> monotonic time before which it is not sent again
         self._meter_saved = {}   # key -> monotonic time the reading was last written
         self._flight = None      # seq of our message waiting for its answer
-        self._aside = 0
         self._next_seq = 1
         self._next_key = 1
+        self._segment = None     # the store name of the segment appended to
+        self._generation = 0     # the highest segment generation seen or written
+        self._seg_bytes = 0
+        self._snap_bytes = 0
+        self._dirty = False      # memory is ahead of the log: compact before appending
+        self._unsynced = 0       # changes not durable (not_durable())
+        self._retry_at = None    # monotonic time of the next catch-up or probe
+        self._opening = True     # replaying: operations are applied, not written
+        self._v1_files = False   # the first journal's files are still there
         self._open()
 
     # --- configuration ---------------------------------------------------------------
@@ -176,68 +216,229 @@ class Journal:
     def _now(self):
         return self.clock.monotonic()
 
-    # --- opening -----------------------------------------------------------------------
+    # --- operations: the one way memory changes ----------------------------------------
+    def _apply(self, op):
+        kind = op[0]
+        if kind == "P":
+            rec = self._tx.get(op[1])
+            if rec is not None:
+                for name in op[2]:
+                    rec[name] = op[2][name]
+        elif kind == "S":
+            rec = self._tx.get(op[1])
+            if rec is not None:
+                rec["samples"].append(op[2])
+                thin_samples(rec["samples"], op[3])
+                if op[4] is not None:
+                    rec["last_meter"] = op[4]
+        elif kind == "Q":
+            self._put_entry(op[1])
+        elif kind == "D":
+            for seq in op[1]:
+                self._unindex(seq)
+        elif kind == "R":
+            rec = _fill_record(op[1])
+            self._tx[rec["key"]] = rec
+            if _digits(rec["key"]):
+                self._next_key = max(self._next_key, int(rec["key"]) + 1)
+        elif kind == "A":
+            for seq in op[1]:
+                entry = self._entries.get(seq)
+                if entry is not None:
+                    self._aside_list.append(entry)
+                self._unindex(seq)
+                self._aside += 1
+            del self._aside_list[:max(0, len(self._aside_list) - KEEP_ASIDE)]
+        elif kind == "X":
+            for key in op[1]:
+                self._tx.pop(key, None)
+                self._meter_saved.pop(key, None)
+        elif kind == "snap":
+            self._load_snapshot(op[1])
+        else:
+            raise ValueError("unknown operation %r" % (kind,))
+
+    def _put_entry(self, entry):
+        seq = entry["seq"]
+        self._next_seq = max(self._next_seq, seq + 1)
+        if seq not in self._entries:
+            i = len(self._queue)
+            while i > 0 and self._queue[i - 1][0] > seq:
+                i -= 1
+            self._queue.insert(i, [seq, entry["action"], entry.get("key")])
+        self._entries[seq] = entry
+
+    def _commit(self, ops):
+        """Apply ops to memory, then append them as one record (one fsync).
+        True when durable; a failure is held for the catch-up, never raised."""
+        for op in ops:
+            self._apply(op)
+        if self._opening:
+            return True
+        if self._dirty:
+            self._unsynced += 1
+            self._arm_retry()
+            return False
+        data = journal_log.frame(ops)
+        try:
+            self.store.append(self._segment, data)
+        except OSError:           # the Store logged the state change (once)
+            self._dirty = True
+            self._unsynced += 1
+            self._arm_retry()
+            return False
+        self._seg_bytes += len(data)
+        return True
+
+    def _arm_retry(self):
+        if self._retry_at is None:
+            self._retry_at = self._now() + RETRY_S
+
+    # --- the log -------------------------------------------------------------------------
+    def _snapshot(self):
+        return {"next_key": self._next_key, "next_seq": self._next_seq,
+                "tx": [self._tx[k] for k in sorted(self._tx)],
+                "queue": [self._entries[q[0]] for q in self._queue],
+                "aside": self._aside_list, "aside_count": self._aside}
+
+    def _load_snapshot(self, snap):
+        for rec in snap.get("tx") or ():
+            key = rec.get("key") if isinstance(rec, dict) else None
+            if _digits(key):             # a key is never reused, not even an unusable one's
+                self._next_key = max(self._next_key, int(key) + 1)
+            if not _record_ok(rec, key):
+                log.error("transaction record %r in the journal is unusable; set aside", key)
+                self._aside += 1
+                continue
+            self._tx[key] = _fill_record(rec)
+        for entry in snap.get("queue") or ():
+            seq = entry.get("seq") if isinstance(entry, dict) else None
+            if type(seq) is not int or not _entry_ok(entry, seq):
+                log.error("queued message %r in the journal is unusable; set aside", seq)
+                self._aside += 1
+                if isinstance(entry, dict):
+                    self._aside_list.append(entry)
+                continue
+            self._put_entry(entry)
+        self._aside_list.extend(e for e in snap.get("aside") or () if isinstance(e, dict))
+        del self._aside_list[:max(0, len(self._aside_list) - KEEP_ASIDE)]
+        self._aside += int(snap.get("aside_count") or 0)
+        self._next_key = max(self._next_key, int(snap.get("next_key") or 1))
+        self._next_seq = max(self._next_seq, int(snap.get("next_seq") or 1))
+
+    def _compact(self):
+        """Write the live state as a new segment, switch to it, delete the others.
+        True when done (then everything in memory is durable)."""
+        self._generation += 1
+        name = journal_log.segment_name(self._generation)
+        data = journal_log.frame([["snap", self._snapshot()]])
+        try:
+            self.store.append(name, data)
+        except OSError:
+            self._forget(name)       # a partial segment: never appended to again
+            return False
+        self._segment = name
+        self._seg_bytes = self._snap_bytes = len(data)
+        for other in self.store.names(journal_log.FOLDER):
+            if other != name:
+                self._forget(other)
+        if self._v1_files:
+            for old in journal_v1.files(self.store):
+                self._forget(old)
+            self._v1_files = bool(journal_v1.files(self.store))
+        return True
+
+    def _forget(self, name):
+        try:
+            self.store.delete(name)
+        except OSError:
+            self.store.close_file(name)   # deleted by a later compaction
+
     def _open(self):
         store = self.store
-        top_key = 0
-        for name in store.names(TX):
-            key = name[len(TX):]
-            if not _digits(key):
+        names = store.names(journal_log.FOLDER)
+        gens = []
+        for name in names:
+            gen = journal_log.generation_of(name)
+            if gen is None:
+                log.warning("ignored a stray file in the journal: %s", name)
+            else:
+                gens.append(gen)
+        gens.sort()
+        self._generation = gens[-1] if gens else 0
+        needs_compaction = len(names) != 1
+        base = None
+        for gen in reversed(gens):
+            name = journal_log.segment_name(gen)
+            try:
+                data = store.read_bytes(name)
+            except OSError as e:
+                log.error("journal segment %s cannot be read (%s); ignored", name, e)
                 continue
-            top_key = max(top_key, int(key))
-            rec = store.load(name)
-            if rec is None:
-                continue  # missing or corrupt: the Store logged it
-            if not _record_ok(rec, key):
-                log.error("transaction record %s is unusable; moved to %s%s", name, ASIDE_TX, key)
-                self._move(name, ASIDE_TX + key)
+            records, skipped, torn = journal_log.read_frames(data or b"")
+            first = records[0] if records else None
+            if not (first and isinstance(first[0], list) and first[0][0] == "snap"
+                    and len(first) == 1 and data.startswith(journal_log.MAGIC)):
+                log.warning("journal segment %s does not start with a complete snapshot "
+                            "(an interrupted compaction); ignored", name)
                 continue
-            for flag in ("start_delivered", "stop_delivered", "set_aside"):
-                rec.setdefault(flag, False)
-            rec.setdefault("samples", [])
-            rec.setdefault("transaction_id", None)
-            rec.setdefault("last_meter", None)
-            self._tx[key] = rec
-        for name in store.corrupt_names(TX) + store.names(ASIDE_TX):
-            head = name.rpartition("/")[2].split(".")[0]
-            if _digits(head):
-                top_key = max(top_key, int(head))
-        top_seq = 0
-        for name in store.names(ASIDE):
-            tail = name[len(ASIDE):]
-            if _digits(tail):
-                self._aside += 1
-                top_seq = max(top_seq, int(tail))
-        for name in store.names(QUEUE):
-            tail = name[len(QUEUE):]
-            if not _digits(tail):
-                log.warning("ignored a stray file in the queue: %s", name)
-                continue
-            seq = int(tail)
-            top_seq = max(top_seq, seq)
-            entry = store.load(name)
-            if entry is None:
-                continue  # missing or corrupt: the Store logged it
-            if not _entry_ok(entry, seq):
-                log.error("queued message %s is unusable; set aside", name)
-                self._move(name, _seq_name(ASIDE, seq))
-                self._aside += 1
-                continue
-            key = entry.get("key")
-            if key is not None and _digits(key):
-                top_key = max(top_key, int(key))
-            self._queue.append([seq, entry["action"], key])
-            self._entries[seq] = entry
-        self._next_seq = top_seq + 1
-        self._next_key = top_key + 1
-        self._drop_delivered()
-        self._requeue_missing()
+            base = name
+            self._replay(name, records)
+            if torn:
+                log.info("journal %s: a torn last record (%d bytes) dropped", name, torn)
+            if skipped:
+                log.error("journal %s: %d damaged bytes skipped", name, skipped)
+            needs_compaction = needs_compaction or bool(torn or skipped)
+            self._segment = name
+            self._seg_bytes = len(data)
+            self._snap_bytes = journal_log.HEADER + int.from_bytes(data[2:6], "big")
+            break
+        self._v1_files = bool(journal_v1.files(store))
+        if base is None and self._v1_files:
+            self._migrate()
+        needs_compaction = needs_compaction or base is None or self._v1_files
+        repairs = self._drop_delivered() + self._requeue_missing()
+        self._opening = False
+        if needs_compaction or repairs or self._seg_bytes > self._compact_limit():
+            if not self._compact():
+                self._dirty = True
+                self._unsynced = repairs
+                self._arm_retry()
+
+    def _replay(self, name, records):
+        bad = 0
+        for ops in records:
+            for op in ops:
+                try:
+                    self._apply(op)
+                except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+                    bad += 1
+        if bad:
+            log.error("journal %s: %d operation(s) of an unexpected shape skipped", name, bad)
+
+    def _migrate(self):
+        old = journal_v1.read(self.store, _record_ok, _entry_ok)
+        for key in sorted(old["tx"]):
+            self._apply(["R", old["tx"][key]])
+        for entry in old["queue"]:
+            self._put_entry(entry)
+        self._aside_list.extend(old["aside"])
+        del self._aside_list[:max(0, len(self._aside_list) - KEEP_ASIDE)]
+        self._aside += old["aside_count"]
+        self._next_key = max(self._next_key, old["top_key"] + 1)
+        self._next_seq = max(self._next_seq, old["top_seq"] + 1)
+        log.info("journal: %d transaction record(s) and %d queued message(s) carried forward "
+                 "from the tx/ and queue/ files", len(old["tx"]), len(old["queue"]))
+
+    def _compact_limit(self):
+        return max(COMPACT_MIN_BYTES, COMPACT_RATIO * self._snap_bytes)
 
     def _drop_delivered(self):
         """Remove entries whose delivery was recorded in the transaction record
-        (a crash between "record delivered" and "remove from the queue")."""
+        (a crash of the first journal between "record delivered" and "remove")."""
+        n = 0
         for seq, action, key in list(self._queue):
-            rec = self._tx.get(key)
+            rec = self._tx.get(key) if key is not None else None
             if rec is None:
                 continue
             if (action == START and rec["transaction_id"] is not None) \
@@ -245,12 +446,15 @@ class Journal:
                 log.info("%s of transaction %s was already delivered; removed from the queue",
                          action, key)
                 self._drop(seq)
+                n += 1
+        return n
 
     def _requeue_missing(self):
         """Queue a StartTransaction/StopTransaction the record needs but the queue
-        lacks (a crash between saving the record and queuing, or a corrupt entry).
-        A rebuilt StartTransaction goes just before the transaction's first queued
-        message (the corrupt file's number is free there), else at the tail."""
+        lacks (a corrupt entry of the first journal, a damaged log record). A
+        rebuilt StartTransaction goes just before the transaction's first queued
+        message (when that number is free), else at the tail."""
+        n = 0
         starts = set(q[2] for q in self._queue if q[1] == START)
         stops = set(q[2] for q in self._queue if q[1] == STOP)
         for key in sorted(self._tx):
@@ -260,97 +464,51 @@ class Journal:
             if rec["transaction_id"] is None and key not in starts:
                 log.warning("StartTransaction of transaction %s was not queued; queued now", key)
                 self._enqueue(START, key, seq=self._slot_before(key))
+                n += 1
             if rec["stop"] is not None and not rec["stop_delivered"] and key not in stops:
                 log.warning("StopTransaction of transaction %s was not queued; queued now", key)
                 self._enqueue(STOP, key)
+                n += 1
+        return n
 
     def _slot_before(self, key):
         """A free sequence number just before the first queued message of key, or
         None (= the tail)."""
         prev = 0
+        aside = set(e.get("seq") for e in self._aside_list)
         for seq, _action, k in self._queue:
             if k == key:
                 slot = seq - 1
-                if slot > prev and not self.store.exists(_seq_name(ASIDE, slot)):
+                if slot > prev and slot not in aside:
                     return slot
                 return None
             prev = seq
         return None
 
-    # --- files ----------------------------------------------------------------------------
-    def _durable(self, table, ident, op):
-        """Write one change now, or remember it for the catch-up. True when durable."""
-        if not self._pending_tx and not self._pending_q:
-            try:
-                self._write(table is self._pending_tx, ident, op)
-                return True
-            except OSError:
-                pass      # the Store logged the state change (once)
-        if table is self._pending_q and op == _DELETE and table.get(ident) == _SAVE \
-                and not self.store.exists(_seq_name(QUEUE, ident)):
-            del table[ident]          # never written: nothing to remove
-        else:
-            table[ident] = op
-        if self._retry_at is None:
-            self._retry_at = self._now() + RETRY_S
-        return False
-
-    def _write(self, is_tx, ident, op):
-        store = self.store
-        if is_tx:
-            if op == _SAVE:
-                store.save(TX + ident, self._tx[ident])
-            else:
-                store.delete(TX + ident)
-            return
-        name = _seq_name(QUEUE, ident)
-        if op == _SAVE:
-            store.save(name, self._entries[ident])
-        elif op == _DELETE:
-            store.delete(name)
-        else:   # _ASIDE: (seq) moved to setaside/; its entry is in _aside_entries
-            entry = self._aside_entries.get(ident)
-            if store.exists(name):
-                if entry is not None:
-                    store.save(name, entry)       # the latest attempts count
-                store.move(name, _seq_name(ASIDE, ident))
-            elif entry is not None:
-                store.save(_seq_name(ASIDE, ident), entry)
-            self._aside_entries.pop(ident, None)
-
+    # --- durability ---------------------------------------------------------------------
     def not_durable(self):
-        """How many changes wait for the catch-up (0: memory and files agree)."""
-        return len(self._pending_tx) + len(self._pending_q)
+        """How many changes wait for the catch-up (0: memory and the log agree)."""
+        return self._unsynced
 
     def catch_up(self, now=None):
-        """Write what is not yet durable, in crash-safe order; True when done."""
-        if not self._pending_tx and not self._pending_q:
+        """Write the whole live state to a new segment; True when done."""
+        if not self._dirty:
             return True
-        steps = [(True, k, _SAVE) for k in sorted(self._pending_tx)
-                 if self._pending_tx[k] == _SAVE]
-        steps += [(False, q, self._pending_q[q]) for q in sorted(self._pending_q)
-                  if self._pending_q[q] != _DELETE]
-        steps += [(False, q, _DELETE) for q in sorted(self._pending_q)
-                  if self._pending_q[q] == _DELETE]
-        steps += [(True, k, _DELETE) for k in sorted(self._pending_tx)
-                  if self._pending_tx[k] == _DELETE]
-        for is_tx, ident, op in steps:
-            table = self._pending_tx if is_tx else self._pending_q
-            try:
-                self._write(is_tx, ident, op)
-            except OSError:
-                self._retry_at = (self._now() if now is None else now) + RETRY_S
-                return False
-            if table.get(ident) == op:
-                del table[ident]
-        log.info("journal caught up: every record and queued message is durable again")
+        if not self._compact():
+            self._retry_at = (self._now() if now is None else now) + RETRY_S
+            return False
+        if self._unsynced:
+            log.info("journal caught up: every record and queued message is durable again")
+        self._dirty = False
+        self._unsynced = 0
         self._retry_at = None
         return True
 
     def maintain(self, now):
-        """Catch up, or probe a failing store, when due (called by pump())."""
+        """Catch up, or probe a failing store, when due; compact a long log
+        (called by pump())."""
         problem = getattr(self.store, "problem", None)
-        if self._pending_tx or self._pending_q:
+        if self._dirty:
             if problem is None or self._retry_at is None or now >= self._retry_at:
                 self.catch_up(now)
         elif problem is not None:
@@ -361,84 +519,16 @@ class Journal:
                 self._retry_at = None if (probe is None or probe()) else now + RETRY_S
         else:
             self._retry_at = None
-
-    def _save_tx(self, rec):
-        self._tx.setdefault(rec["key"], rec)
-        self._meter_saved[rec["key"]] = self._now()
-        return self._durable(self._pending_tx, rec["key"], _SAVE)
-
-    def _enqueue(self, action, key, connector_id=None, meter_value=None, seq=None):
-        if seq is None:
-            seq = self._next_seq
-            self._next_seq += 1
-        entry = {"seq": seq, "action": action, "key": key, "attempts": 0}
-        if action == METER:
-            entry["connector_id"] = connector_id
-            entry["meter_value"] = meter_value
-        self._entries[seq] = entry
-        self._durable(self._pending_q, seq, _SAVE)
-        i = len(self._queue)
-        while i > 0 and self._queue[i - 1][0] > seq:
-            i -= 1
-        self._queue.insert(i, [seq, action, key])
-        return seq
-
-    def _unindex(self, seq):
-        for i, q in enumerate(self._queue):
-            if q[0] == seq:
-                del self._queue[i]
-                break
-        self._due.pop(seq, None)
-        self._entries.pop(seq, None)
-
-    def _drop(self, seq):
-        self._durable(self._pending_q, seq, _DELETE)
-        self._unindex(seq)
-
-    def _move(self, name, new_name):
-        try:
-            self.store.move(name, new_name)
-        except OSError as e:
-            log.error("cannot move %s to %s: %s", name, new_name, e)
-
-    def _load_entry(self, seq):
-        """The queued entry (from memory), or None (then it is gone from the index too)."""
-        entry = self._entries.get(seq)
-        if entry is None:
-            self._unindex(seq)
-        return entry
-
-    def _set_aside(self, seq, action, key, reason):
-        """Give up on a message: moved to setaside/ (one log line). A StartTransaction
-        takes its transaction's later messages with it: without a transactionId
-        they cannot be sent."""
-        later = []
-        if action == START and key is not None:
-            later = [q[0] for q in self._queue if q[2] == key and q[0] != seq
-                     and q[0] != self._flight]
-        log.error("%s %010d (transaction %s) set aside: %s%s", action, seq, key, reason,
-                  "; with %d later message(s) of it" % len(later) if later else "")
-        rec = self._tx.get(key) if key is not None else None
-        if rec is not None and action in (START, STOP) and not rec["set_aside"]:
-            rec["set_aside"] = True
-            self._save_tx(rec)
-        for s in [seq] + later:
-            entry = self._entries.get(s)
-            if entry is not None:
-                self._aside_entries[s] = entry
-            if self._pending_q.get(s) == _SAVE:
-                del self._pending_q[s]    # never written: set aside from memory
-            self._durable(self._pending_q, s, _ASIDE)
-            self._unindex(s)
-            self._aside += 1
+            if self._seg_bytes > self._compact_limit() and not self._compact():
+                self._dirty = True
+                self._arm_retry()
 
     # --- transactions -------------------------------------------------------------------
     def begin(self, connector_id, id_tag, meter_start, reservation_id=None, first_sample=None):
-        """Record a new transaction and queue its StartTransaction (stamped now).
-        first_sample: the Transaction.Begin entry for transactionData, written
-        with the record (one write instead of two before the Start can leave)."""
+        """Record a new transaction and queue its StartTransaction (stamped now),
+        in one record. first_sample: the Transaction.Begin entry for
+        transactionData, written with it."""
         key = "%08d" % self._next_key
-        self._next_key += 1
         samples = []
         if first_sample is not None and self._cfg("StopTransactionMaxMeterValues") > 0:
             samples.append({"at": first_sample["at"], "sampledValue": first_sample["sampledValue"]})
@@ -449,21 +539,22 @@ class Journal:
             "last_meter": None, "samples": samples, "stop": None,
             "start_delivered": False, "stop_delivered": False, "set_aside": False,
         }
-        self._save_tx(rec)
-        self._tx[key] = rec
-        self._enqueue(START, key)
+        self._meter_saved[key] = self._now()
+        self._commit([["R", rec], ["Q", self._entry(START, key)]])
         return key
 
     def record_meter(self, key, wh, force=False):
         """Remember the transaction's latest register reading (Wh) with a stamp.
-        Returns True when it was written to disk (see the throttle above)."""
+        Returns True when it was written to the log (see the throttle above)."""
         rec = self._tx.get(key)
         if rec is None or rec["stop"] is not None:
             return False
-        rec["last_meter"] = {"wh": int(round(wh)), "at": self.clock.stamp()}
-        last = self._meter_saved.get(key)
-        if force or last is None or self._now() - last >= self.meter_persist_interval:
-            self._save_tx(rec)
+        last = {"wh": int(round(wh)), "at": self.clock.stamp()}
+        rec["last_meter"] = last
+        saved = self._meter_saved.get(key)
+        if force or saved is None or self._now() - saved >= self.meter_persist_interval:
+            self._meter_saved[key] = self._now()
+            self._commit([["P", key, {"last_meter": last}]])
             return True
         return False
 
@@ -476,10 +567,9 @@ class Journal:
         cap = self._cfg("StopTransactionMaxMeterValues")
         if cap <= 0:
             return False
-        rec["samples"].append({"at": meter_value_entry["at"],
-                               "sampledValue": meter_value_entry["sampledValue"]})
-        thin_samples(rec["samples"], cap)
-        self._save_tx(rec)
+        sample = {"at": meter_value_entry["at"], "sampledValue": meter_value_entry["sampledValue"]}
+        self._meter_saved[key] = self._now()
+        self._commit([["S", key, sample, cap, rec["last_meter"]]])
         return True
 
     def queue_meter_values(self, key, connector_id, meter_value_entries):
@@ -491,21 +581,52 @@ class Journal:
         if key is not None and key not in self._tx:
             log.warning("MeterValues for unknown transaction %s not queued", key)
             return None
+        ops = []
         if key is None:
             untied = [q[0] for q in self._queue
                       if q[1] == METER and q[2] is None and q[0] != self._flight]
+            dropped = []
             while untied and len(untied) >= self.max_untied:
                 seq = untied.pop(0)
                 log.warning("MeterValues %010d (no transaction) dropped: more than %d queued",
                             seq, self.max_untied)
-                self._drop(seq)
+                dropped.append(seq)
+            if dropped:
+                ops.append(["D", dropped])
         entries = [{"at": e["at"], "sampledValue": e["sampledValue"]} for e in meter_value_entries]
-        return self._enqueue(METER, key, connector_id, entries)
+        entry = self._entry(METER, key, connector_id, entries)
+        ops.append(["Q", entry])
+        self._commit(ops)
+        return entry["seq"]
+
+    def queue_message(self, action, payload):
+        """Queue a self-contained CP->CS message (payload built now, no transaction;
+        e.g. SecurityEventNotification of a critical security event) at the tail
+        of the same FIFO queue: durable before it returns (one fsync, or held for
+        the catch-up while the store fails), sent by pump() in order, retried and
+        set aside like a transaction message, removed once answered. Returns its
+        queue sequence number. ValueError: not a CP->CS action of the catalogue,
+        a transaction message (they have their own methods), or a payload its
+        schema refuses."""
+        spec = ACTIONS.get(action) if isinstance(action, str) else None
+        if spec is None or spec[1] not in ("cp", "both"):
+            raise ValueError("%r is not a message the charge point sends" % (action,))
+        if action in _ACTIONS:
+            raise ValueError("%s is queued with the journal's transaction methods" % action)
+        if not isinstance(payload, dict):
+            raise ValueError("the payload of %s must be an object" % action)
+        bad = first_violation(spec[2], payload)
+        if bad is not None:
+            raise ValueError("%s payload invalid: %s" % (action, bad.description()))
+        entry = self._entry(action, None)
+        entry["payload"] = payload
+        self._commit([["Q", entry]])
+        return entry["seq"]
 
     def end(self, key, meter_stop, reason, id_tag=None, last_sample=None):
-        """Record the stop and queue StopTransaction (stamped now). Ending an ended
-        transaction does nothing: returns False. True when the stop was queued.
-        last_sample: the Transaction.End entry, written with the stop."""
+        """Record the stop and queue StopTransaction (stamped now), in one record.
+        Ending an ended transaction does nothing: returns False. True when the
+        stop was queued. last_sample: the Transaction.End entry, written with it."""
         return self._end(key, meter_stop, reason, id_tag, self.clock.stamp(), last_sample)
 
     def _end(self, key, meter_stop, reason, id_tag, at, last_sample=None):
@@ -515,15 +636,17 @@ class Journal:
             return False
         if rec["stop"] is not None:
             return False
+        ops = []
         cap = self._cfg("StopTransactionMaxMeterValues")
         if last_sample is not None and cap > 0:
-            rec["samples"].append({"at": last_sample["at"],
-                                   "sampledValue": last_sample["sampledValue"]})
-            thin_samples(rec["samples"], cap)
-        rec["stop"] = {"meter_stop": int(round(meter_stop)), "at": at, "reason": reason,
-                       "id_tag": id_tag}
-        self._save_tx(rec)
-        self._enqueue(STOP, key)
+            ops.append(["S", key, {"at": last_sample["at"],
+                                   "sampledValue": last_sample["sampledValue"]}, cap, None])
+        stop = {"meter_stop": int(round(meter_stop)), "at": at, "reason": reason,
+                "id_tag": id_tag}
+        ops.append(["P", key, {"stop": stop, "last_meter": rec["last_meter"]}])
+        ops.append(["Q", self._entry(STOP, key)])
+        self._meter_saved[key] = self._now()
+        self._commit(ops)
         return True
 
     def recover_after_power_loss(self):
@@ -571,6 +694,10 @@ class Journal:
                 out.append(entry)
         return out
 
+    def set_aside_entries(self):
+        """The newest set-aside entries (at most KEEP_ASIDE), oldest first."""
+        return list(self._aside_list)
+
     def head(self):
         """The entry at the head of the queue (the next to send), or None."""
         while self._queue:
@@ -596,7 +723,7 @@ class Journal:
         retry = None
         if self._retry_at is not None:
             retry = max(0, self._retry_at - now)
-        elif getattr(self.store, "problem", None) is not None or self.not_durable():
+        elif getattr(self.store, "problem", None) is not None or self._dirty:
             retry = RETRY_S
         if not self._queue or self._flight is not None:
             return retry
@@ -609,7 +736,7 @@ class Journal:
         """Send the head message if we may (can_send: registration accepted and
         connected), nothing of ours is waiting for an answer and it is due.
         Returns True when a message was handed to rpc. Also drives the catch-up
-        of what is not yet durable (maintain())."""
+        and the compaction (maintain())."""
         self.maintain(now_monotonic)
         if not can_send or self._flight is not None:
             return False
@@ -653,6 +780,17 @@ class Journal:
     def _build(self, entry):
         """(payload, None) or (None, why not): _DELIVERED or a reason to set it aside."""
         action = entry["action"]
+        limit = max(1, self._cfg("TransactionMessageAttempts"))
+        if action not in _ACTIONS:         # queue_message(): built when queued
+            if entry["attempts"] >= limit:
+                return None, "%d attempts failed" % entry["attempts"]
+            spec = ACTIONS.get(action)
+            if spec is None:
+                return None, "unknown action"
+            bad = first_violation(spec[2], entry["payload"])
+            if bad is not None:
+                return None, "invalid payload (%s)" % bad.description()
+            return entry["payload"], None
         key = entry.get("key")
         rec = None
         if key is not None:
@@ -663,7 +801,6 @@ class Journal:
             return None, _DELIVERED
         if action == STOP and rec["stop_delivered"]:
             return None, _DELIVERED
-        limit = max(1, self._cfg("TransactionMessageAttempts"))
         if entry["attempts"] >= limit:
             return None, "%d attempts failed" % entry["attempts"]
         if action == START and rec["set_aside"]:
@@ -703,19 +840,23 @@ class Journal:
             return
         self._flight = None
         rec = self._tx.get(key) if key is not None else None
+        ops = []
         if action == START and rec is not None:
-            rec["transaction_id"] = conf["transactionId"]
-            rec["id_tag_info"] = conf["idTagInfo"]
-            rec["start_delivered"] = True
-            self._save_tx(rec)          # durable first: then the entry may go
+            ops.append(["P", key, {"transaction_id": conf["transactionId"],
+                                   "id_tag_info": conf["idTagInfo"], "start_delivered": True,
+                                   "last_meter": rec["last_meter"]}])
+            self._meter_saved[key] = self._now()
         elif action == STOP and rec is not None:
-            rec["stop_delivered"] = True
-            self._save_tx(rec)
-        self._drop(seq)
+            # its stop samples served their one purpose (transactionData)
+            ops.append(["P", key, {"stop_delivered": True, "samples": []}])
+        ops.append(["D", [seq]])
+        if action == STOP and rec is not None:
+            forget = self._prunable(seq, key)
+            if forget:
+                ops.append(["X", forget])
+        self._commit(ops)        # the answer's effect and the removal: one record
         if rec is None:
             return
-        if action == STOP:
-            self._prune()
         try:
             self.messages[action].confirmed(rec, conf)
         except Exception:
@@ -731,26 +872,75 @@ class Journal:
         entry = self._load_entry(seq)
         if entry is None:
             return
+        entry = dict(entry)
         entry["attempts"] += 1
         limit = max(1, self._cfg("TransactionMessageAttempts"))
-        self._durable(self._pending_q, seq, _SAVE)
         if entry["attempts"] >= limit:
             self._set_aside(seq, action, key, "%s after %d attempts (%s)"
-                            % (code, entry["attempts"], description))
+                            % (code, entry["attempts"], description), [["Q", entry]])
             return
+        self._commit([["Q", entry]])
         delay = self._cfg("TransactionMessageRetryInterval") * entry["attempts"]
         self._due[seq] = self._now() + delay
         log.warning("%s %010d (transaction %s) failed with %s (%s); attempt %d of %d, "
                     "again in %d s", action, seq, key, code, description, entry["attempts"],
                     limit, delay)
 
-    def _prune(self):
-        """Forget the oldest finished transactions beyond keep_done."""
-        busy = set(q[2] for q in self._queue)
+    def _prunable(self, seq, key):
+        """The oldest finished transactions beyond keep_done, once the answer to
+        message seq (the StopTransaction of key) is recorded."""
+        busy = set(q[2] for q in self._queue if q[0] != seq)
         done = [k for k in sorted(self._tx)
                 if k not in busy and self._tx[k]["stop"] is not None
-                and (self._tx[k]["stop_delivered"] or self._tx[k]["set_aside"])]
-        for key in done[:max(0, len(done) - max(1, self.keep_done))]:
-            self._durable(self._pending_tx, key, _DELETE)
-            del self._tx[key]
-            self._meter_saved.pop(key, None)
+                and (k == key or self._tx[k]["stop_delivered"] or self._tx[k]["set_aside"])]
+        return done[:max(0, len(done) - max(1, self.keep_done))]
+
+    # --- queue helpers ------------------------------------------------------------------
+    def _entry(self, action, key, connector_id=None, meter_value=None, seq=None):
+        if seq is None:
+            seq = self._next_seq
+        entry = {"seq": seq, "action": action, "key": key, "attempts": 0}
+        if action == METER:
+            entry["connector_id"] = connector_id
+            entry["meter_value"] = meter_value
+        return entry
+
+    def _enqueue(self, action, key, connector_id=None, meter_value=None, seq=None):
+        entry = self._entry(action, key, connector_id, meter_value, seq)
+        self._commit([["Q", entry]])
+        return entry["seq"]
+
+    def _unindex(self, seq):
+        for i, q in enumerate(self._queue):
+            if q[0] == seq:
+                del self._queue[i]
+                break
+        self._due.pop(seq, None)
+        self._entries.pop(seq, None)
+
+    def _drop(self, seq):
+        self._commit([["D", [seq]]])
+
+    def _load_entry(self, seq):
+        """The queued entry (from memory), or None (then it is gone from the index too)."""
+        entry = self._entries.get(seq)
+        if entry is None:
+            self._unindex(seq)
+        return entry
+
+    def _set_aside(self, seq, action, key, reason, ops=None):
+        """Give up on a message: kept aside for diagnostics (one log line), in one
+        record with ops. A StartTransaction takes its transaction's later messages
+        with it: without a transactionId they cannot be sent."""
+        ops = list(ops or ())
+        later = []
+        if action == START and key is not None:
+            later = [q[0] for q in self._queue if q[2] == key and q[0] != seq
+                     and q[0] != self._flight]
+        log.error("%s %010d (transaction %s) set aside: %s%s", action, seq, key, reason,
+                  "; with %d later message(s) of it" % len(later) if later else "")
+        rec = self._tx.get(key) if key is not None else None
+        if rec is not None and action in (START, STOP) and not rec["set_aside"]:
+            ops.append(["P", key, {"set_aside": True}])
+        ops.append(["A", [seq] + later, reason])
+        self._commit(ops)

@@ -19,8 +19,18 @@ created on demand. Leftover temp files of a save interrupted by a crash are
 removed when the Store is constructed. `fsync_count` counts every fsync (of
 files and of folders) for the benchmark.
 
-Every durable write (save, delete, move, the folders they create) goes through
-one seam, `_write_step()`: there an optional `faults` object (tests only; see
+append() is the other way to write: bytes added at the end of a file (kept
+open), flushed and fsynced, one fsync per call (plus one of the folder when the
+call created the file). A failed append may leave part of its bytes behind: the
+caller (the journal's log, ocpp_core/journal_log.py) frames its records so that
+such a tail is detected, and never appends to that file again. read_bytes()
+reads a file back whole. An append that went through onto a file system with
+no free space left sets `problem` "full" all the same (an append fills the
+file's last block before it needs a new one: the card is full before a write
+fails).
+
+Every durable write (save, append, delete, move, the folders they create) goes
+through one seam, `_write_step()`: there an optional `faults` object (tests only; see
 firmware/store_faults.py) may make a step fail as a sick SD card would, and
 there a failure is classified into `problem`:
 
@@ -174,6 +184,7 @@ class Store:
         self.problem_detail = None    # the last failure's text (diagnostics)
         self.failed_writes = 0        # counted, not logged one by one
         self._known_dirs = set()
+        self._open_files = {}         # name -> file object kept open by append()
         try:
             self._make_dirs("")
         except OSError as e:          # e.g. a read-only card: boot degraded, reads still work
@@ -223,6 +234,8 @@ class Store:
         except OSError as e:
             self._failed(e)
             return False
+        if self.problem == FULL and self.free_bytes() == 0:
+            return False      # root may write into the reserved blocks: still full
         self._succeeded()
         return True
 
@@ -339,6 +352,65 @@ class Store:
             raise
         self._fsync_dir(self._path(folder))
 
+    def append(self, name, data):
+        """Add data at the end of the file (created if missing), durably: one
+        fsync (and one of the folder when the file is new). Raises OSError; the
+        file may then end with part of data (see the module docstring)."""
+        _check_name(name)
+        self._guarded(self._append_path, name, data)
+        if self.free_bytes() == 0:
+            # The bytes fitted in the file's last block, the next ones will not:
+            # "full" now, as a save() (a new file, new blocks) would find it.
+            self._failed(OSError(errno.ENOSPC, "no space left after an append"))
+            return
+        self._succeeded()
+
+    def _append_path(self, name, data):
+        folder = name.rpartition("/")[0]
+        self._make_dirs(folder)
+        path = self._path(name)
+        f = self._open_files.get(name)
+        created = False
+        try:
+            self._write_step("write", path)
+            if f is None:
+                created = not _exists(path)
+                f = open(path, "ab")
+                self._open_files[name] = f
+            self._put(f, data)
+            f.flush()
+            self._fsync_fd(f.fileno())
+        except BaseException:
+            self.close_file(name)
+            raise
+        if created:
+            self._fsync_dir(self._path(folder))
+
+    def _put(self, f, data):
+        # one place where appended bytes are written (the crash test tears them here)
+        f.write(data)
+
+    def close_file(self, name):
+        """Close the file append() keeps open (if it does)."""
+        f = self._open_files.pop(name, None)
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def read_bytes(self, name):
+        """The file's bytes, or None when it is missing. Raises OSError when it
+        cannot be read."""
+        _check_name(name)
+        try:
+            with open(self._path(name), "rb") as f:
+                return f.read()
+        except OSError as e:
+            if _errno(e) in (errno.ENOENT, errno.EISDIR):
+                return None
+            raise
+
     def load(self, name, default=None):
         """The saved object; default if the file is missing, or corrupt (then
         logged once and moved aside)."""
@@ -380,6 +452,7 @@ class Store:
     def delete(self, name):
         """Remove durably; False if there was nothing to remove."""
         _check_name(name)
+        self.close_file(name)
         try:
             self._write_step("unlink", self._path(name))
             os.unlink(self._path(name))

@@ -18,7 +18,7 @@ def test_bench_engine_runs(capsys):
                  "(c) DataTransfer, unknown vendor",
                  "StartTransaction  event -> sent",
                  "StopTransaction   answer processed",
-                 "journal save (tx/, queue/)"):
+                 "journal append (journal/)"):
         assert text in out, out
     # every case line carries three numbers (p50, p99, max) after its frame name
     rows = re.findall(r"(StartTransaction|Authorize|CALLRESULT)\s+\d+\s+\d+\s+\d+", out)

@@ -40,6 +40,13 @@ class Faults:
         return {"PI_OCPP_STORE_FAULTS": self.path}
 
 
+def _journal_of(data):
+    """The journal of a stopped firmware's data dir, as its next start reads it."""
+    from ocpp_core.clock import Clock
+    from ocpp_core.journal import Journal
+    return Journal(Store(data), Clock(), {}.get)
+
+
 def _start(ocpp_csms, firmware, faults, data, **kw):
     fw = firmware(ocpp_csms.url, data_dir=data, env=faults.env, **kw)
     ocpp_csms.wait_for("BootNotification")
@@ -114,10 +121,10 @@ def test_disk_full_during_a_transaction(ocpp_csms, firmware, tmp_path):
     # A power cut after recovery loses nothing: the stop is on disk as delivered.
     fw.stop(signal.SIGKILL)
     _no_traceback(fw)
-    store = Store(data)
-    rec = store.load("tx/00000001")
+    journal = _journal_of(data)
+    rec = journal.get("00000001")
     assert rec["stop"]["reason"] == "Local" and rec["stop_delivered"] is True
-    assert store.names("queue/") == []
+    assert journal.pending_count() == 0
     fw2 = firmware(ocpp_csms.url, data_dir=data, env=faults.env)
     ocpp_csms.wait_for("BootNotification")
     Bench(bench_port_of(fw2)).wait(lambda s: s["ocpp"]["registration"] == "Accepted",
@@ -248,7 +255,7 @@ def test_a_real_tmpfs_filled_during_a_transaction(ocpp_csms, firmware, tmp_path)
         bench.wait(lambda s: s["ocpp"]["queued_messages"] == 0, what="journal delivered")
         fw.stop(signal.SIGKILL)
         _no_traceback(fw)
-        assert Store(data).load("tx/00000001")["stop_delivered"] is True
+        assert _journal_of(data).get("00000001")["stop_delivered"] is True
     finally:
         subprocess.run(["umount", "-l", data], capture_output=True)
 

@@ -21,6 +21,7 @@ from tools.gen_catalogue import default_schema_dir
 
 T_WALL = 1717236000.0   # 2024-06-01T10:00:00Z
 ACCEPTED = {"status": "Accepted"}
+SECURITY_EVENT = {"type": "FirmwareUpdated", "timestamp": "2024-06-01T10:00:00Z"}
 
 # --- official schemas ------------------------------------------------------------------
 
@@ -271,7 +272,9 @@ def test_retry_interval_times_attempts_then_set_aside(env, caplog):
     # StartTransaction given up: its later messages cannot be sent either
     assert j.set_aside_count() == 3
     assert j.get(key)["set_aside"]
-    assert sorted(env.store.names("setaside/")) == ["setaside/%010d" % i for i in (1, 2, 3)]
+    assert [e["seq"] for e in j.set_aside_entries()] == [1, 2, 3]
+    assert env.reopen().set_aside_count() == 3 and env.j.get(key)["set_aside"]
+    j = env.j
     msgs = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert msgs == ["StartTransaction 0000000001 (transaction %s) set aside: InternalError after "
                     "3 attempts (it failed); with 2 later message(s) of it" % key]
@@ -450,8 +453,8 @@ def test_finished_transactions_pruned(tmp_path):
         keys.append(k)
     env.drain()
     assert [r["key"] for r in env.j.recent(10)] == [keys[-1], keys[-2]]
-    assert env.store.names("tx/") == ["tx/" + k for k in keys[-2:]]
-    assert env.reopen().begin(1, "T", 0) > keys[-1]
+    assert [r["key"] for r in env.reopen().recent(10)] == [keys[-1], keys[-2]]
+    assert env.j.begin(1, "T", 0) > keys[-1]
 
 
 # --- meter readings, stop samples ------------------------------------------------------------------
@@ -586,98 +589,216 @@ def test_restart_mid_delivery_keeps_order_without_duplicates(env):
     assert j.pending_count() == 0 and j.recover_after_power_loss() == []
 
 
-class Crash(Exception):
-    pass
+def segment_path(env):
+    [name] = env.store.names("journal/")
+    return os.path.join(env.path, *name.split("/"))
 
 
-class CrashingStore(Store):
-    """Crashes (raises) at the n-th call of one method: the rest never happens."""
-
-    def __init__(self, directory, method, n=1):
-        Store.__init__(self, directory)
-        self._crash = [method, n]
-
-    def _maybe(self, method):
-        if self._crash[0] == method:
-            self._crash[1] -= 1
-            if self._crash[1] == 0:
-                raise Crash(method)
-
-    def delete(self, name):
-        self._maybe("delete")
-        return Store.delete(self, name)
-
-    def save(self, name, obj):
-        self._maybe("save:" + name.split("/")[0])
-        return Store.save(self, name, obj)
+def log_size(env):
+    return os.path.getsize(segment_path(env))
 
 
-def crashing(env, method, n=1):
-    env.store = CrashingStore(env.path, method, n)
-    env.j = Journal(env.store, env.clock, env.config.get)
-    return env.j
+def lose_last_record(env, size_before):
+    """A crash before the last append reached the medium: the file as it was."""
+    with open(segment_path(env), "r+b") as f:
+        f.truncate(size_before)
 
 
-def test_crash_after_start_confirmed_before_unlink(env):
-    j = crashing(env, "delete")
-    a = j.begin(1, "A", 0)
-    j.queue_meter_values(a, 1, [sample(env, 1)])
-    j.end(a, 1, "Local")
-    with pytest.raises(Crash):
-        env.answer({"transactionId": 77, "idTagInfo": ACCEPTED})
-    j = env.reopen()   # the delivery was recorded: the StartTransaction is not sent again
-    calls = env.drain()
-    assert actions(calls) == ["MeterValues", "StopTransaction"]
-    assert calls[0].payload["transactionId"] == 77 == calls[1].payload["transactionId"]
+def test_every_durable_event_is_one_fsync(env):
+    j, store = env.j, env.store
+
+    def fsyncs(fn):
+        before = store.fsync_count
+        fn()
+        return store.fsync_count - before
+
+    key = [None]
+    assert fsyncs(lambda: key.__setitem__(0, j.begin(1, "A", 0, first_sample=sample(env, 0)))) == 1
+    key = key[0]
+    assert fsyncs(lambda: env.answer()) == 1                        # Start.conf
+    env.time.advance(10)
+    assert fsyncs(lambda: j.record_meter(key, 10)) == 1
+    assert fsyncs(lambda: j.record_meter(key, 11)) == 0             # throttled
+    assert fsyncs(lambda: j.add_stop_sample(key, sample(env, 11))) == 1
+    assert fsyncs(lambda: j.queue_meter_values(key, 1, [sample(env, 11)])) == 1
+    assert fsyncs(lambda: env.answer()) == 1                        # MeterValues.conf
+    assert fsyncs(lambda: j.queue_message("SecurityEventNotification", SECURITY_EVENT)) == 1
+    assert fsyncs(lambda: env.answer()) == 1
+    assert fsyncs(lambda: j.end(key, 20, "Local", last_sample=sample(env, 20))) == 1
+    assert fsyncs(lambda: env.answer()) == 1                        # Stop.conf
 
 
-def test_crash_after_stop_confirmed_before_unlink(env):
-    a = env.j.begin(1, "A", 0)
-    env.answer()
-    j = crashing(env, "delete")
-    j.end(a, 1, "Local")
-    with pytest.raises(Crash):
-        env.answer()
-    j = env.reopen()
-    assert j.pending_count() == 0 and j.get(a)["stop_delivered"]
-    assert env.pump() is False
-
-
-def test_crash_in_begin_between_record_and_queue(env, caplog):
-    j = crashing(env, "save:queue")
-    with pytest.raises(Crash):
+@pytest.mark.parametrize("step", ["begin", "end", "start.conf", "stop.conf", "meter.conf"])
+def test_a_crash_before_the_record_leaves_all_or_nothing(env, step):
+    """Each event is one record: a crash before it reached the medium undoes
+    the whole event, never half of it (record without its message, delivery
+    recorded without the removal, ...)."""
+    j = env.j
+    a = j.begin(1, "A", 0) if step != "begin" else None
+    if step in ("end", "stop.conf", "meter.conf"):
+        env.answer({"transactionId": 5, "idTagInfo": ACCEPTED})
+    if step == "meter.conf":
+        j.queue_meter_values(a, 1, [sample(env, 1)])
+    if step == "stop.conf":
+        j.end(a, 3, "Local")
+    size = log_size(env)
+    if step == "begin":
         j.begin(1, "A", 0)
+    elif step == "end":
+        j.end(a, 3, "Local")
+    else:
+        env.answer({"transactionId": 5, "idTagInfo": ACCEPTED} if step == "start.conf" else {})
+    lose_last_record(env, size)
     j = env.reopen()
-    assert j.pending_count() == 1
-    [rec] = j.open_transactions()
-    assert j.recover_after_power_loss() == [rec["key"]]
-    assert actions(env.drain()) == ["StartTransaction", "StopTransaction"]
+    if step == "begin":
+        assert j.pending_count() == 0 and j.open_transactions() == []
+        return
+    if step == "end":
+        assert [r["key"] for r in j.open_transactions()] == [a] and j.pending_count() == 0
+        return
+    sent = [c.action for c in env.drain()]     # the unrecorded answer's message: again
+    assert sent == {"start.conf": ["StartTransaction"], "stop.conf": ["StopTransaction"],
+                    "meter.conf": ["MeterValues"]}[step]
 
 
-def test_crash_in_end_between_record_and_queue(env):
-    a = env.j.begin(1, "A", 0)
-    j = crashing(env, "save:queue")
-    with pytest.raises(Crash):
-        j.end(a, 5, "Local")
-    j = env.reopen()
-    assert j.recover_after_power_loss() == []
-    calls = env.drain()
-    assert actions(calls) == ["StartTransaction", "StopTransaction"]
-    assert calls[1].payload["reason"] == "Local" and calls[1].payload["meterStop"] == 5
-
-
-def test_crash_while_setting_aside(env):
-    env.config["TransactionMessageAttempts"] = 1
+def test_an_answer_recorded_is_never_sent_again(env):
+    """The known duplicate of the first journal: a MeterValues acknowledged just
+    before a crash went out again. Its answer is now one record: once written,
+    the message is gone for good, whatever happens next."""
     j = env.j
     a = j.begin(1, "A", 0)
-    j.end(a, 5, "Local")
-    j = crashing(env, "save:tx")    # the record flag is never written
-    with pytest.raises(Crash):
-        env.fail()
+    env.answer()
+    j.queue_meter_values(a, 1, [sample(env, 1)])
+    j.queue_meter_values(a, 1, [sample(env, 2)])
+    first = env.answer()
+    assert first.action == "MeterValues"
+    j = env.reopen()                             # the crash: right after the answer
+    calls = env.drain()
+    assert [c.payload["meterValue"][0]["sampledValue"][0]["value"] for c in calls] == ["2"]
+
+
+def test_a_torn_last_record_is_dropped_with_one_line(env, caplog):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    size = log_size(env)
+    j.queue_meter_values(a, 1, [sample(env, 1)])
+    full = log_size(env)
+    with open(segment_path(env), "r+b") as f:
+        f.truncate(size + (full - size) // 2)      # a power cut in the middle of the append
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ocpp.journal"):
+        j = env.reopen()
+    assert [r.getMessage() for r in caplog.records if "torn" in r.getMessage()] == [
+        "journal journal/%010d.log: a torn last record (%d bytes) dropped"
+        % (1, (full - size) // 2)]
+    assert j.pending_count() == 1 and j.get(a) is not None
+    j.queue_meter_values(a, 1, [sample(env, 3)])  # appended after a clean snapshot
     j = env.reopen()
-    assert j.queued()[0]["attempts"] == 1
-    assert env.pump() is False       # set aside at the head, not sent again
-    assert j.pending_count() == 0 and j.set_aside_count() == 2 and j.get(a)["set_aside"]
+    assert actions(env.drain()) == ["StartTransaction", "MeterValues"]
+
+
+def test_a_damaged_record_in_the_middle_is_skipped(env, caplog):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    before = log_size(env)
+    j.queue_meter_values(a, 1, [sample(env, 1)])
+    after = log_size(env)
+    j.queue_meter_values(a, 1, [sample(env, 2)])
+    with open(segment_path(env), "r+b") as f:
+        f.seek((before + after) // 2)
+        f.write(b"\xff")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        env.reopen()
+    errors_ = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors_ == ["journal journal/0000000001.log: %d damaged bytes skipped"
+                       % (after - before)]
+    calls = env.drain()
+    assert [c.payload["meterValue"][0]["sampledValue"][0]["value"] for c in calls[1:]] == ["2"]
+
+
+def test_compaction_keeps_the_state_and_one_segment(tmp_path, monkeypatch):
+    import ocpp_core.journal as journal_mod
+    monkeypatch.setattr(journal_mod, "COMPACT_MIN_BYTES", 2000)
+    env = Env(tmp_path / "d")
+    j = env.j
+    a = j.begin(1, "A", 0)
+    env.answer()
+    generations = set()
+    for i in range(60):
+        j.queue_meter_values(a, 1, [sample(env, i)])
+        env.answer()
+        generations.add(env.store.names("journal/")[0])
+        assert len(env.store.names("journal/")) == 1
+    assert len(generations) > 3 and log_size(env) < 4000
+    j.queue_meter_values(a, 1, [sample(env, 99)])
+    j = env.reopen()
+    assert [c.payload["meterValue"][0]["sampledValue"][0]["value"] for c in env.drain()] == ["99"]
+
+
+@pytest.mark.parametrize("cut", ["torn-snapshot", "empty", "before-delete"])
+def test_an_interrupted_compaction_loses_nothing(env, cut):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    j.queue_meter_values(a, 1, [sample(env, 1)])
+    [old] = env.store.names("journal/")
+    new = os.path.join(env.path, "journal", "0000000009.log")
+    with open(os.path.join(env.path, *old.split("/")), "rb") as f:
+        data = f.read()
+    with open(new, "wb") as f:
+        if cut == "torn-snapshot":
+            f.write(data[:25])            # the new snapshot half written
+        elif cut == "before-delete":
+            # the new segment complete (a copy of the state), the old not yet deleted
+            from ocpp_core import journal_log
+            f.write(journal_log.frame([["snap", env.j._snapshot()]]))
+    j = env.reopen()
+    assert env.store.names("journal/") == ["journal/%010d.log" % 10]
+    assert j.pending_count() == 2
+    assert actions(env.drain()) == ["StartTransaction", "MeterValues"]
+
+
+def test_a_data_dir_of_the_first_journal_is_carried_forward(env, caplog):
+    """tx/ and queue/ files of the journal before the log: read once, written as
+    the log's snapshot, then deleted; keys and numbers go on, nothing is lost."""
+    store = env.store
+    start = env.clock.stamp()
+    rec = {"key": "00000007", "connector_id": 1, "id_tag": "OLD", "meter_start": 100,
+           "start": start, "reservation_id": None, "transaction_id": 31,
+           "id_tag_info": ACCEPTED, "last_meter": {"wh": 150, "at": start},
+           "samples": [], "stop": None, "start_delivered": True, "stop_delivered": False,
+           "set_aside": False}
+    store.save("tx/00000007", rec)
+    store.save("queue/0000000041", {"seq": 41, "action": "MeterValues", "key": "00000007",
+                                    "attempts": 1, "connector_id": 1,
+                                    "meter_value": [{"at": start, "sampledValue": [
+                                        {"value": "150", "unit": "Wh"}]}]})
+    store.save("setaside/0000000040", {"seq": 40, "action": "MeterValues", "key": None,
+                                       "attempts": 3})
+    for name in store.names("journal/"):
+        store.delete(name)
+    with caplog.at_level(logging.INFO, logger="ocpp.journal"):
+        j = env.reopen()
+    assert "carried forward" in caplog.text
+    assert store.names("tx/") == store.names("queue/") == store.names("setaside/") == []
+    assert j.pending_count() == 1 and j.queued()[0]["attempts"] == 1
+    assert j.set_aside_count() == 1
+    assert j.recover_after_power_loss() == ["00000007"]
+    assert j.begin(2, "NEW", 0) == "00000008"
+    j = env.reopen()
+    calls = env.drain()
+    assert actions(calls) == ["MeterValues", "StopTransaction", "StartTransaction"]
+    assert calls[0].payload["transactionId"] == 31 == calls[1].payload["transactionId"]
+    assert calls[1].payload["meterStop"] == 150 and calls[1].payload["reason"] == "PowerLoss"
+    assert j.queue_meter_values(None, 0, [sample(env, 1)]) > 41
+
+
+def test_the_first_journals_files_left_by_a_crash_after_migration_are_not_read_again(env):
+    env.j.begin(1, "A", 0)
+    env.store.save("queue/0000000001", {"seq": 1, "action": "MeterValues", "key": None,
+                                        "attempts": 0, "connector_id": 0, "meter_value": []})
+    j = env.reopen()                     # a log exists: the old file is a leftover
+    assert env.store.names("queue/") == [] and j.pending_count() == 1
 
 
 # --- provisional time ------------------------------------------------------------------------------------
@@ -697,81 +818,22 @@ def test_provisional_stamps_corrected_when_the_clock_is_set(tmp_path):
     assert calls[1].payload["meterValue"][0]["timestamp"] == "2024-06-01T11:59:20.000Z"
 
 
-# --- corrupt files -----------------------------------------------------------------------------------------
+# --- unusable content ------------------------------------------------------------------------------------
 
-def damage(env, name):
-    with open(os.path.join(env.path, *name.split("/")), "r+b") as f:
-        f.seek(-3, 2)
-        f.write(b"xyz")
-
-
-def logged(caplog, level=logging.WARNING):
-    return [r for r in caplog.records if r.levelno >= level]
-
-
-def test_corrupt_queue_entry_skipped_with_one_line(env, caplog):
-    j = env.j
-    for i in range(3):
-        j.queue_meter_values(None, 0, [sample(env, i)])
-    damage(env, "queue/0000000002")
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        env.reopen()
-        calls = env.drain()
-    assert [c.payload["meterValue"][0]["sampledValue"][0]["value"] for c in calls] == ["0", "2"]
-    lines = logged(caplog)
-    assert len(lines) == 1
-    assert lines[0].getMessage() == ("file queue/0000000002 is corrupt (checksum mismatch); "
-                                     "moved aside to queue/0000000002.corrupt")
-
-
-def test_corrupt_start_entry_rebuilt_from_the_record_in_its_place(env, caplog):
-    j = env.j
-    b = j.begin(2, "B", 0)                       # queue/1
-    a = j.begin(1, "A", 0)                       # queue/2: will be damaged
-    j.queue_meter_values(a, 1, [sample(env, 1)])  # queue/3
-    j.end(a, 3, "Local")                         # queue/4
-    damage(env, "queue/0000000002")
-    env.reopen()
-    calls = env.drain()
-    assert actions(calls) == ["StartTransaction", "StartTransaction", "MeterValues",
-                              "StopTransaction"]
-    assert [c.payload.get("idTag") for c in calls[:2]] == ["B", "A"]
-    tid = env.j.get(a)["transaction_id"]
-    assert calls[2].payload["transactionId"] == tid == calls[3].payload["transactionId"]
-    assert env.j.set_aside_count() == 0 and b
-
-
-def test_corrupt_transaction_record(env, caplog):
-    j = env.j
-    a = j.begin(1, "A", 0)
-    b = j.begin(2, "B", 0)
-    j.end(a, 1, "Local")
-    j.end(b, 2, "Local")
-    damage(env, "tx/" + a)
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        j = env.reopen()
-        assert j.get(a) is None and j.recover_after_power_loss() == []
-        calls = env.drain()
-    assert actions(calls) == ["StartTransaction", "StopTransaction"]
-    assert calls[0].payload["idTag"] == "B"
-    store_lines = [r for r in logged(caplog) if r.name == "ocpp.store"]
-    assert len(store_lines) == 1 and "tx/%s is corrupt" % a in store_lines[0].getMessage()
-    assert j.set_aside_count() == 2       # a's Start and Stop, kept for diagnostics
-    assert j.begin(1, "C", 0) > b          # the corrupt record's key is not reused
-
-
-def test_unusable_but_intact_files(env, caplog):
-    """Checksum fine, shape wrong (another version, a bug): set aside, not a crash."""
+def test_unusable_but_intact_content_is_set_aside_not_a_crash(env, caplog):
+    """CRC fine, shape wrong (another version, a bug): set aside, not a crash."""
+    from ocpp_core import journal_log
     env.j.begin(1, "A", 0)
-    env.store.save("queue/0000000009", {"seq": 9, "action": "Heartbeat"})
-    env.store.save("tx/00000005", {"key": "00000005"})
-    env.store.save("queue/stray", {})
+    env.store.append(env.j._segment, journal_log.frame([["Q", {"seq": 9, "action": "x"}]]))
+    env.store.append(env.j._segment, journal_log.frame([["nonsense"]]))
+    snap = env.j._snapshot()
+    snap["tx"].append({"key": "00000005"})
+    snap["queue"].append({"seq": 12, "action": "Heartbeat"})
+    with open(os.path.join(env.path, "journal", "0000000009.log"), "wb") as f:
+        f.write(journal_log.frame([["snap", snap]]))
     with caplog.at_level(logging.INFO):
         j = env.reopen()
-    assert j.pending_count() == 1 and j.set_aside_count() == 1
-    assert env.store.names("setaside/") == ["setaside/0000000009", "setaside/tx/00000005"]
+    assert j.pending_count() == 1 and j.set_aside_count() == 2
     assert actions(env.drain()) == ["StartTransaction"]
     assert j.begin(1, "B", 0) == "00000006"
 
@@ -868,5 +930,117 @@ def test_a_single_io_error_is_caught_up_at_the_next_tick(env):
 def test_queue_entries_are_not_read_back_at_send_time(env):
     j = env.j
     j.begin(1, "A", 0)
-    os.unlink(os.path.join(env.path, "queue", "0000000001"))   # memory is the truth
+    os.unlink(segment_path(env))                                # memory is the truth
     assert actions(env.drain()) == ["StartTransaction"]
+
+
+# --- queue_message: self-contained messages in the same queue (security events) -------------------
+
+def test_queue_message_goes_in_fifo_order_and_survives_a_restart(env):
+    j = env.j
+    a = j.begin(1, "A", 0)
+    first = j.queue_message("SecurityEventNotification", dict(SECURITY_EVENT, techInfo="1"))
+    j.queue_meter_values(a, 1, [sample(env, 1)])
+    j.queue_message("SecurityEventNotification", dict(SECURITY_EVENT, techInfo="2"))
+    assert first == 2
+    j = env.reopen()                              # kill -9 right after: all durable
+    calls = env.drain()
+    assert actions(calls) == ["StartTransaction", "SecurityEventNotification", "MeterValues",
+                              "SecurityEventNotification"]
+    assert calls[1].payload == dict(SECURITY_EVENT, techInfo="1")
+    assert calls[3].payload["techInfo"] == "2"
+    assert env.reopen().pending_count() == 0      # answered: removed for good
+
+
+def test_queue_message_callerror_retried_then_set_aside_like_transaction_messages(env):
+    j = env.j
+    j.queue_message("SecurityEventNotification", SECURITY_EVENT)
+    j.queue_meter_values(None, 0, [sample(env, 1)])
+    env.fail()
+    assert j.queued()[0]["attempts"] == 1 and j.next_due() == 10
+    env.time.advance(10)
+    c = env.fail(errors.TIMEOUT)                  # not an attempt
+    assert c.action == "SecurityEventNotification" and j.queued()[0]["attempts"] == 1
+    j = env.reopen()
+    assert j.queued()[0]["attempts"] == 1
+    env.fail()
+    env.time.advance(20)
+    env.fail()
+    assert j.set_aside_count() == 1 and j.set_aside_entries()[0]["payload"] == SECURITY_EVENT
+    assert actions(env.drain()) == ["MeterValues"]
+
+
+def test_queue_message_refuses_what_it_cannot_send(env):
+    j = env.j
+    for action, payload in (("Heartbeat", []), ("Reset", {"type": "Soft"}),
+                            ("StartTransaction", {}), ("NoSuchAction", {}),
+                            ("SecurityEventNotification", {"type": "x"}), (None, {})):
+        with pytest.raises(ValueError):
+            j.queue_message(action, payload)
+    assert j.pending_count() == 0
+
+
+def test_queue_message_not_counted_with_untied_meter_values(tmp_path):
+    env = Env(tmp_path / "d", max_untied=2)
+    env.j.queue_message("SecurityEventNotification", SECURITY_EVENT)
+    for i in range(4):
+        env.j.queue_meter_values(None, 0, [sample(env, i)])
+    assert actions(env.drain()) == ["SecurityEventNotification", "MeterValues", "MeterValues"]
+
+
+def test_queue_message_while_the_store_fails_is_sent_and_caught_up(env):
+    import errno as _errno
+    faults = faulty(env)
+    faults.code = _errno.EIO
+    env.j.queue_message("SecurityEventNotification", SECURITY_EVENT)
+    assert env.j.not_durable() == 1
+    faults.code = None
+    env.time.advance(2.0)
+    env.pump(can_send=False)
+    assert env.j.not_durable() == 0
+    assert actions(env.reopen() and env.drain()) == ["SecurityEventNotification"]
+
+
+def test_the_journal_benchmark_runs(tmp_path, capsys):
+    """tools.bench_journal (tiny counts): it completes and prints its figures."""
+    from tools import bench_journal
+    assert bench_journal.main(["--dir", str(tmp_path), "-n", "3", "--queued", "5",
+                               "--session-minutes", "2"]) == 0
+    out = capsys.readouterr().out
+    for text in ("begin (StartTransaction queued)", "deliver MeterValues",
+                 "one 2-minute session", "20 transaction messages (MeterValues 18,",
+                 # one fsync per event: begin, Start.conf, 18 x (queued, answered),
+                 # 12 readings (every 10 s), 18 stop samples, end, Stop.conf
+                 "fsyncs 70 (3.50 per message)", "per year at 10 sessions",
+                 "opening the journal with 5 messages queued"):
+        assert text in out, out
+    assert "    1.00 " in out.splitlines()[2]         # begin: one fsync
+
+
+def test_an_append_that_fails_half_written_is_never_appended_to(env, caplog):
+    """EIO in the middle of a write leaves part of a record at the end of the
+    segment: nothing more is appended there; the catch-up writes a new one."""
+    import errno as _errno
+    store = env.store
+    real_put = Store._put
+    state = {"fail": True}
+
+    def half_then_eio(f, data):
+        if state.pop("fail", False):
+            f.write(data[:len(data) // 2])
+            raise OSError(_errno.EIO, "I/O error")
+        real_put(store, f, data)
+    store._put = half_then_eio
+    j = env.j
+    a = j.begin(1, "A", 0)                          # half written, then EIO
+    j.queue_meter_values(a, 1, [sample(env, 1)])    # held in memory, not appended
+    assert j.not_durable() == 2 and store.problem == "io"
+    env.time.advance(2.0)
+    env.pump(can_send=False)                        # the catch-up: a new segment
+    assert j.not_durable() == 0 and store.problem is None
+    assert len(store.names("journal/")) == 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ocpp.journal"):
+        env.reopen()
+    assert "torn" not in caplog.text and "damaged" not in caplog.text
+    assert actions(env.drain()) == ["StartTransaction", "MeterValues"]

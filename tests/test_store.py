@@ -268,3 +268,34 @@ def test_works_without_fsync(st, monkeypatch):
     st.save("x", 1)
     assert st.load("x") == 1
     assert st.fsync_count == before
+
+
+def test_append_is_one_fsync_and_a_new_file_also_fsyncs_its_folder(tmp_path):
+    st = Store(str(tmp_path / "d"))
+    st.append("journal/0000000000.log", b"")       # the folder exists from here on
+    before = st.fsync_count
+    st.append("journal/0000000001.log", b"abc")
+    assert st.fsync_count - before == 2            # the file, and the folder (new file)
+    st.append("journal/0000000001.log", b"def")
+    assert st.fsync_count - before == 3            # then one per append
+    assert st.read_bytes("journal/0000000001.log") == b"abcdef"
+    assert st.read_bytes("journal/nothing") is None
+    assert st.delete("journal/0000000001.log") is True
+
+
+def test_a_failed_append_raises_and_sets_the_problem(tmp_path):
+    import errno as _errno
+
+    class Full:
+        def check(self, op, path):
+            raise OSError(_errno.ENOSPC, "full", path)
+
+    st = Store(str(tmp_path / "d"))
+    st.append("journal/x.log", b"ok")
+    st.faults = Full()
+    with pytest.raises(OSError):
+        st.append("journal/x.log", b"more")
+    assert st.problem == "full"
+    st.faults = None
+    st.append("journal/x.log", b"!")
+    assert st.problem is None and st.read_bytes("journal/x.log") == b"ok!"

@@ -98,6 +98,9 @@ class TimedStore(Store):
     def move(self, name, new_name):
         return self._timed("move", name, Store.move, name, new_name)
 
+    def append(self, name, data):
+        return self._timed("append", name, Store.append, name, data)
+
 
 def op_label(kind, name):
     folder = name.split("/", 1)[0] + "/" if "/" in name else name
@@ -428,11 +431,11 @@ def print_report(rig, n, cases, phases, seconds):
     print()
     print("store write times over the whole run:")
     groups = (
-        ("journal save (tx/, queue/): write+fsync+rename+fsync dir",
-         lambda k, name: k == "save" and name.split("/", 1)[0] in ("tx", "queue")),
-        ("other save (connectors, config, auth_cache)",
-         lambda k, name: k == "save" and name.split("/", 1)[0] not in ("tx", "queue")),
-        ("delete (queue entry, pruned tx record): unlink+fsync dir",
+        ("journal append (journal/): write+fsync",
+         lambda k, name: k == "append"),
+        ("save (connectors, config, auth_cache)",
+         lambda k, name: k == "save"),
+        ("delete (an old journal segment): unlink+fsync dir",
          lambda k, name: k == "delete"),
     )
     for label, pick in groups:

@@ -250,6 +250,16 @@ def test_store(tmp):
     Store(tmp + "/s")
     check("store cleans temp files", "b.tmp" not in os.listdir(tmp + "/s"))
     check("store fsync count", st.fsync_count == (0 if compat.fsync is None else st.fsync_count))
+    from ocpp_core import journal_log
+    one, two = journal_log.frame([["Q", {"seq": 1}]]), journal_log.frame([["D", [1]]])
+    st.append("journal/0000000001.log", one)
+    st.append("journal/0000000001.log", two + two[:5])      # and a torn tail
+    data = st.read_bytes("journal/0000000001.log")
+    check("journal log frames", journal_log.read_frames(data) ==
+          ([[["Q", {"seq": 1}]], [["D", [1]]]], 0, 5), repr(journal_log.read_frames(data)))
+    damaged = data[:3] + b"?" + data[4:]
+    check("journal log skips a damaged frame", journal_log.read_frames(damaged)[:2] ==
+          ([[["D", [1]]]], len(one)))
 
 
 def test_config(tmp, vectors):
