@@ -24,6 +24,9 @@ and equal to the plain tuples the tests spell out ("card", None, "04A1B2C3").
     stop            None             None: end the loop gracefully (SIGTERM)
     transfer        None             a TransferResult: a download or an image check
                                      finished (firmware/transfers.py)
+    security        None             (event type, techInfo or None): a security
+                                     event from another thread (the link, a
+                                     tamper input) for cp.events "security_event"
 """
 
 from collections import namedtuple
@@ -41,9 +44,10 @@ DOWN = "down"
 MAINTENANCE = "maint"
 STOP = "stop"
 TRANSFER = "transfer"
+SECURITY = "security"
 
 KINDS = (EV, CARD, METER, LOCK, MODEM, FAULT, FAULT_CLEARED, UP, FRAME, DOWN, MAINTENANCE, STOP,
-         TRANSFER)
+         TRANSFER, SECURITY)
 
 
 class Event(namedtuple("Event", "kind connector value")):

@@ -36,7 +36,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import websocket
 
-from firmware.events import DOWN, FRAME, UP, LinkEvent
+from firmware.events import DOWN, FRAME, SECURITY, UP, LinkEvent
 from ocpp_core.redact import mask_secrets
 
 log = logging.getLogger("ocpp.link")
@@ -354,6 +354,10 @@ class CsmsLink:
             ws.shutdown()
             reason, level = self._describe_connect_error(e, bool(password))
             reason = _one_line(reason, self._secrets())
+            if getattr(e, "status_code", None) in (401, 403):   # security whitepaper event
+                self.events.put(LinkEvent(SECURITY, ("FailedToAuthenticateAtCentralSystem",
+                                                     "HTTP %d on the websocket upgrade"
+                                                     % e.status_code)))
             self._down(reason)
             return False, reason, level
         finally:

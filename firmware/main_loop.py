@@ -18,12 +18,15 @@ from firmware import maintenance_handlers, store_faults
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker)
 from firmware.events import (CARD, DOWN, EV, FAULT, FAULT_CLEARED, FRAME, LOCK, MAINTENANCE,
-                             METER, MODEM, STOP, TRANSFER, UP, Event)
+                             METER, MODEM, SECURITY, STOP, TRANSFER, UP, Event)
+from firmware.firmware_signature import FirmwareSignatures
 from firmware.link import CsmsLink, LinkSettings, build_url, effective_password
+from firmware.security_log import SecurityLog
 from firmware.station_binding import HalStation
 from firmware.station_state import StationProjection, bench_view
 from firmware.systemd import Notifier
 from firmware.transfers import FirmwareTransfers, TransferWorker
+from ocpp_core import security
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
 from ocpp_core.rpc import CHARGE_POINT, RpcEndpoint
@@ -62,6 +65,7 @@ class Firmware:
         STOP: "_on_stop",
         MAINTENANCE: "_on_maintenance_request",
         TRANSFER: "_on_transfer",
+        SECURITY: "_on_security_event",
     }
 
     def __init__(self, cfg, hal, clock=None):
@@ -84,10 +88,10 @@ class Firmware:
                                       meter_measurands=hal.meter_measurands())
         self._make_workers()
         self.station = HalStation(self.connector_workers, self._request_restart)
+        transfers = FirmwareTransfers(self.transfer_worker, cfg.data_dir, ca_bundle=cfg.ca_bundle)
         self.cp = ChargePoint(self.rpc, self.clock, self.store, self.station, self.profile,
-                              self._boot_payload(),
-                              transfers=FirmwareTransfers(self.transfer_worker, cfg.data_dir,
-                                                          ca_bundle=cfg.ca_bundle))
+                              self._boot_payload(), transfers=transfers)
+        self._attach_security(transfers)
         self.maintenance.attach(self)      # fault log and card hook for tools.diag
         self._apply_engine_settings()
         self.projection = StationProjection()
@@ -117,6 +121,18 @@ class Firmware:
         self.indicator = DeviceWorker("indicator", e, None, None, 0)
         self.workers.append(self.indicator)
         self.transfer_worker = TransferWorker(e)    # Firmware Management: no device, not in workers
+
+    def _attach_security(self, transfers):
+        """The security extension's services: the security log, signed updates.
+        Until ocpp_core/profiles.py registers the Security profile, its
+        operations are registered here."""
+        self.security_log = SecurityLog(self.cfg.data_dir, secrets=self.link._secrets)
+        security.attach(self.cp, self.security_log,
+                        FirmwareSignatures(self.transfer_worker, self.cfg.data_dir,
+                                           transfers.image, clock=self.clock.now))
+        for op in security.operations(self.cp):
+            if not self.rpc.supports(op.action):
+                self.rpc.on(op.action, op.handle)
 
     def _boot_payload(self):
         payload = self.cfg.boot_notification()
@@ -160,6 +176,8 @@ class Firmware:
         self.events.put(Event(STOP, None, None))
 
     def _request_restart(self, kind):
+        # Critical: journaled before the loop ends, delivered after the restart.
+        self.cp.events.emit("security_event", "ResetOrReboot", "restart (%s)" % kind)
         self.restart_kind = kind
         self._running = False
 
@@ -172,11 +190,15 @@ class Firmware:
             w.start()
         self.transfer_worker.start()
         self.link.start()
+        self.cp.events.emit("security_event", "StartupOfTheDevice", "firmware %s started" %
+                            self.cp.registration.boot_payload.get("firmwareVersion", "?"))
         self.systemd.ready("connecting to %s" % self.cfg.csms_url)
         try:
             while self._running:
                 try:
                     wait = self.cp.tick()
+                    if self.cp.security_events.tick() is not None:
+                        wait = 0.0      # it queued an event: the next tick sends it
                 except Exception:
                     # Like an event: a bug in one timer must not take the station down.
                     log.exception("engine tick failed")
@@ -259,6 +281,10 @@ class Firmware:
 
     def _on_maintenance_request(self, event):     # a tools.diag request that needs the engine
         maintenance_handlers.dispatch(self, event.value)
+
+    def _on_security_event(self, event):     # from the link or a device thread
+        event_type, tech_info = event.value
+        self.cp.events.emit("security_event", event_type, tech_info)
 
     def _on_transfer(self, event):      # a download or an image check finished
         result = event.value

@@ -25,7 +25,8 @@ from ocpp_core.timestamps import format_utc
 
 CP_ACTIONS = ("Authorize", "BootNotification", "DataTransfer", "DiagnosticsStatusNotification",
               "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StartTransaction",
-              "StatusNotification", "StopTransaction")
+              "StatusNotification", "StopTransaction", "SecurityEventNotification",
+              "SignedFirmwareStatusNotification")
 
 
 class CallFailed(Exception):
