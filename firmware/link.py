@@ -354,11 +354,11 @@ class CsmsLink:
             ws.shutdown()
             reason, level = self._describe_connect_error(e, bool(password))
             reason = _one_line(reason, self._secrets())
+            self._down(reason)
             if getattr(e, "status_code", None) in (401, 403):   # security whitepaper event
                 self.events.put(LinkEvent(SECURITY, ("FailedToAuthenticateAtCentralSystem",
                                                      "HTTP %d on the websocket upgrade"
                                                      % e.status_code)))
-            self._down(reason)
             return False, reason, level
         finally:
             self._connecting = None

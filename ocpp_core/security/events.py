@@ -104,6 +104,8 @@ class SecurityEvents:
         critical = is_critical(event_type)
         info = _tech_info(tech_info)
         timestamp = self.cp.clock.timestamp()
+        if critical:        # journaled first: durable before anything else happens
+            self._queue_critical(event_type, timestamp, info)
         if self.security_log is not None:
             try:
                 self.security_log.append({"timestamp": timestamp, "type": event_type,
@@ -113,7 +115,6 @@ class SecurityEvents:
         if critical:
             log.warning("security event %s%s (critical)", event_type,
                         ": " + info if info else "")
-            self._queue_critical(event_type, timestamp, info)
             return
         now = self.cp.clock.monotonic()
         last = self._last_sent.get(event_type)
