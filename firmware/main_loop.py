@@ -16,7 +16,7 @@ import queue
 
 from firmware import maintenance_handlers, store_faults
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
-                              ModemWorker, PilotWorker, RfidWorker)
+                              ModemWorker, PilotWorker, RfidWorker, TamperWorker)
 from firmware.events import (CARD, DOWN, EV, FAULT, FAULT_CLEARED, FRAME, LOCK, MAINTENANCE,
                              METER, MODEM, SECURITY, STOP, TRANSFER, UP, Event)
 from firmware.firmware_signature import FirmwareSignatures
@@ -118,6 +118,8 @@ class Firmware:
             self.workers.extend(x for x in w.values() if x is not None)
         self.workers.append(RfidWorker(e, self.hal.rfid))
         self.workers.append(ModemWorker(e, self.hal.modem))
+        if getattr(self.hal, "tamper", None) is not None:
+            self.workers.append(TamperWorker(e, self.hal.tamper))
         self.indicator = DeviceWorker("indicator", e, None, None, 0)
         self.workers.append(self.indicator)
         self.transfer_worker = TransferWorker(e)    # Firmware Management: no device, not in workers

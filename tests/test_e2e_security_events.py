@@ -84,3 +84,20 @@ def test_refused_credentials_raise_failed_to_authenticate(ocpp_csms, firmware, t
     assert event["techInfo"].startswith("HTTP 401")
     log_text = fw.log() + open(os.path.join(data, "logs", "security.log")).read()
     assert "a-wrong-password-16" not in log_text
+
+
+def test_the_bench_tamper_contact_raises_tamper_detection_activated(ocpp_csms, firmware,
+                                                                     tmp_path):
+    from tests.support.firmware_process import Bench, bench_port_of
+    data = str(tmp_path / "data")
+    fw = firmware(ocpp_csms.url, data_dir=data)
+    ocpp_csms.wait_for("BootNotification")
+    bench = Bench(bench_port_of(fw))
+    assert bench("tamper", open=True)["open"] is True
+    event = ocpp_csms.wait_for(SEN, predicate=lambda p: p["type"] == "TamperDetectionActivated")
+    assert event["techInfo"] == "enclosure opened"
+    bench("tamper", open=False)
+    bench("tamper", open=True)          # opened again: a second event
+    ocpp_csms.wait_for(SEN, predicate=lambda p: p["type"] == "TamperDetectionActivated")
+    records = _wait_log(data, "TamperDetectionActivated", 2)
+    assert all(r["critical"] for r in records if r["type"] == "TamperDetectionActivated")
