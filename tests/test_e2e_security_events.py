@@ -101,3 +101,18 @@ def test_the_bench_tamper_contact_raises_tamper_detection_activated(ocpp_csms, f
     ocpp_csms.wait_for(SEN, predicate=lambda p: p["type"] == "TamperDetectionActivated")
     records = _wait_log(data, "TamperDetectionActivated", 2)
     assert all(r["critical"] for r in records if r["type"] == "TamperDetectionActivated")
+
+
+def test_a_reset_raises_reset_or_reboot_then_startup(ocpp_csms, firmware, tmp_path):
+    data = str(tmp_path / "data")
+    firmware(ocpp_csms.url, data_dir=data)
+    ocpp_csms.wait_for("BootNotification")
+    ocpp_csms.wait_for(SEN, predicate=lambda p: p["type"] == "StartupOfTheDevice")
+    assert ocpp_csms.call("CP-TEST-1", "Reset", {"type": "Hard"}) == {"status": "Accepted"}
+    ocpp_csms.wait_for("BootNotification", 20)          # the restarted firmware
+    reset = ocpp_csms.wait_for(SEN, 15, lambda p: p["type"] == "ResetOrReboot")
+    startup = ocpp_csms.wait_for(SEN, 15, lambda p: p["type"] == "StartupOfTheDevice")
+    assert reset["techInfo"] == "restart (Hard)"
+    assert reset["timestamp"] <= startup["timestamp"]
+    types = [p["type"] for _, a, p, _ in ocpp_csms.received if a == SEN]
+    assert types.index("ResetOrReboot") < len(types) - 1 - types[::-1].index("StartupOfTheDevice")

@@ -407,3 +407,38 @@ def test_make_image_writes_the_signature_file(tmp_path, pki):
     assert r.returncode == 2 and "does not belong" in r.stderr
     assert "PRIVATE KEY" not in r.stdout + r.stderr
     assert not (tmp_path / "x.img").exists() and not (tmp_path / "x.img.sig").exists()
+
+
+# --- the real firmware subprocess -----------------------------------------------------------
+def test_tc_080_and_tc_081_on_the_running_firmware(tmp_path, pki, served, ocpp_csms, firmware):
+    url, sig = served
+    data = str(tmp_path / "data")
+    pki.install_root(data)
+    firmware(ocpp_csms.url, data_dir=data)
+    ocpp_csms.wait_for("BootNotification")
+
+    def update(request_id, image, certificate=pem(pki.cert)):
+        return ocpp_csms.call("CP-TEST-1", "SignedUpdateFirmware", {
+            "requestId": request_id, "retries": 1, "firmware": {
+                "location": url + image, "retrieveDateTime": format_utc(0),
+                "signingCertificate": certificate, "signature": sig}})
+
+    def statuses_until(request_id, last):
+        seen = []
+        while not seen or seen[-1] != last:
+            p = ocpp_csms.wait_for(SFW, 15, lambda p: p.get("requestId") == request_id)
+            seen.append(p["status"])
+        return seen
+
+    assert update(1, "/flipped.img") == {"status": "Accepted"}
+    assert statuses_until(1, "InvalidSignature") == ["Downloading", "Downloaded",
+                                                     "InvalidSignature"]
+    assert ocpp_csms.wait_for(SEN, predicate=lambda p:
+                              p["type"] == "InvalidFirmwareSignature")["techInfo"]
+    assert update(2, "/good.img", pem(pki.other_cert)) == {"status": "InvalidCertificate"}
+    ocpp_csms.wait_for(SEN, predicate=lambda p: p["type"] == "InvalidFirmwareSigningCertificate")
+    assert update(3, "/good.img") == {"status": "Accepted"}
+    # Up to the installation: the A/B switch is not in this branch (it fails there).
+    assert statuses_until(3, "InstallationFailed") == [
+        "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting",
+        "InstallationFailed"]
