@@ -201,9 +201,10 @@ class Firmware:
                     wait = self.cp.tick()
                     if self.cp.security_events.tick() is not None:
                         wait = 0.0      # it queued an event: the next tick sends it
-                except Exception:
+                except Exception as e:
                     # Like an event: a bug in one timer must not take the station down.
                     log.exception("engine tick failed")
+                    self._memory_exhausted(e)
                     wait = 1.0
                 if self._refused_until is not None:   # wake up to end the indication
                     wait = min(wait, max(0.0, self._refused_until - self.clock.monotonic()))
@@ -233,10 +234,15 @@ class Firmware:
     def _handle(self, event):
         try:
             self._dispatch(event)
-        except Exception:
+        except Exception as e:
             # A bug in handling one event must not take the station down; the
             # engine re-derives its outputs from the facts at the next event.
             log.exception("event %r failed", event.kind)
+            self._memory_exhausted(e)
+
+    def _memory_exhausted(self, e):
+        if isinstance(e, MemoryError):      # security whitepaper: MemoryExhaustion
+            self.cp.events.emit("security_event", "MemoryExhaustion", "out of memory (RAM)")
 
     def _dispatch(self, event):
         method = self.ON_EVENT.get(event.kind)

@@ -13,7 +13,9 @@ medium is logged once per state change and never raises into the engine.
 No secret ever enters it: techInfo has its URL user information masked by the
 engine, and every string the firmware knows as a secret (`secrets()`: the
 basic-auth password, the AuthorizationKey) is masked here again.
-clear() empties it (both files) and logs SecurityLogWasCleared as its first line.
+clear() empties it (both files); the caller then reports SecurityLogWasCleared
+(critical), which becomes its first line. Nothing in the station clears it on its
+own (rotation is not clearing): clear() is for a technician's tool.
 """
 
 import json

@@ -769,6 +769,11 @@ class Journal:
         entry = self._load_entry(seq)
         if entry is None:
             return
+        if "payload" in entry and code in (errors.NOT_IMPLEMENTED, errors.NOT_SUPPORTED):
+            # queue_message (stopgap): a CSMS without the message will never take it;
+            # retrying would hold the transaction messages behind it for minutes.
+            self._set_aside(seq, action, key, "%s (%s)" % (code, description))
+            return
         entry["attempts"] += 1
         limit = max(1, self._cfg("TransactionMessageAttempts"))
         self._durable(self._pending_q, seq, _SAVE)

@@ -237,3 +237,22 @@ def test_a_failing_log_medium_never_raises(tmp_path, h):
     emit(h, "InvalidMessages", "x")
     h.pump()
     assert sent_types(h, m) == ["InvalidMessages"]
+
+
+def test_a_csms_without_the_security_extension_does_not_hold_the_queue(h):
+    h.call_errors[SEN] = "NotImplemented"
+    h.boot()
+    h.plug()
+    h.tap("04A1B2C3")
+    h.pump()
+    h.disconnect()
+    emit(h, "ResetOrReboot", "restart (Hard)")
+    h.unplug()
+    h.pump()
+    m = h.mark()
+    h.connect()
+    h.advance(1)
+    assert [a for a, _ in h.sent(since=m) if a in (SEN, "StopTransaction")] == \
+        [SEN, "StopTransaction"]        # set aside at once, the Stop follows
+    assert h.cp.journal.pending_count() == 0 and h.cp.journal.set_aside_count() == 1
+    h.csms_errors.clear()
