@@ -256,3 +256,28 @@ def test_a_csms_without_the_security_extension_does_not_hold_the_queue(h):
         [SEN, "StopTransaction"]        # set aside at once, the Stop follows
     assert h.cp.journal.pending_count() == 0 and h.cp.journal.set_aside_count() == 1
     h.csms_errors.clear()
+
+
+def test_the_bench_cli_word_for_the_tamper_contact():
+    from hal_mocks.bench import build_parser, request_for
+    for word, opened in (("open", True), ("closed", False)):
+        assert request_for(build_parser().parse_args(["tamper", word])) == \
+            {"cmd": "tamper", "open": opened}
+
+
+def test_the_tamper_worker_reports_every_opening():
+    import queue as q
+    from firmware.devices import TamperWorker
+    from hal_mocks.sim import SimTamper, SimWorld
+    world, events = SimWorld(), q.Queue()
+    worker = TamperWorker(events, SimTamper(world))
+    worker._read()
+    assert events.empty()           # closed at start: nothing
+    world.tamper(True)
+    world.tamper(False)
+    world.tamper(True)              # two openings between two polls
+    worker._read()
+    got = [events.get_nowait() for _ in range(events.qsize())]
+    assert [e.value for e in got] == [("TamperDetectionActivated", "enclosure opened")] * 2
+    assert all(e.kind == "security" for e in got)
+    world.close()
