@@ -126,7 +126,7 @@ class SecurityEvents:
         self._last_sent[event_type] = now
         more = self._suppressed.pop(event_type, 0)
         if more:
-            info = _tech_info("%s (+%d more since the last)" % (info or "", more))
+            info = _tech_info(("%s (+%d more since the last)" % (info or "", more)).strip())
         log.warning("security event %s%s", event_type, ": " + info if info else "")
         self._send(self._payload(event_type, timestamp, info))
 
