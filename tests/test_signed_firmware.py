@@ -442,3 +442,11 @@ def test_tc_080_and_tc_081_on_the_running_firmware(tmp_path, pki, served, ocpp_c
     assert statuses_until(3, "InstallationFailed") == [
         "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting",
         "InstallationFailed"]
+
+
+def test_the_firmware_loads_cryptography_only_for_a_signed_update():
+    code = ("import sys, firmware.main_loop, firmware.firmware_signature, tools.make_image; "
+            "print('cryptography' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.stdout.strip() == "False", r.stderr
