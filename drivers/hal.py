@@ -129,11 +129,23 @@ class Indicator:
         raise NotImplementedError
 
 
+class TamperSwitch:
+    """The enclosure's tamper contact (optional: Hal.tamper is None without one)."""
+
+    def openings(self):
+        """How many times the enclosure was opened since start (counted on the
+        contact's edge, so an opening shorter than a poll is not missed).
+        May raise DeviceError."""
+        raise NotImplementedError
+
+
 class Hal:
     """One implementation of each device. `connectors` maps connector id to
-    {"meter", "contactor", "lock" (None for a fixed cable), "pilot"}."""
+    {"meter", "contactor", "lock" (None for a fixed cable), "pilot"}; `tamper`
+    is a TamperSwitch or None."""
 
-    def __init__(self, rfid, modem, indicator, connectors, bench=None):
+    def __init__(self, rfid, modem, indicator, connectors, bench=None, tamper=None):
+        self.tamper = tamper
         self.rfid = rfid
         self.modem = modem
         self.indicator = indicator

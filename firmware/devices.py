@@ -28,7 +28,7 @@ import threading
 import time
 
 from drivers.hal import ERROR_CODES, WEAK_SIGNAL_DBM, DeviceError
-from firmware.events import CARD, EV, FAULT, FAULT_CLEARED, LOCK, METER, MODEM, Event
+from firmware.events import CARD, EV, FAULT, FAULT_CLEARED, LOCK, METER, MODEM, SECURITY, Event
 
 log = logging.getLogger("firmware.devices")
 
@@ -219,6 +219,22 @@ class RfidWorker(DeviceWorker):
     def probe(self):
         self._read()
         return {"answers": True}
+
+
+class TamperWorker(DeviceWorker):
+    """Watches the enclosure's tamper contact: each opening is the security
+    event TamperDetectionActivated (critical: journaled for the CSMS)."""
+
+    def __init__(self, events, tamper, interval=0.2):
+        DeviceWorker.__init__(self, "tamper", events, None, None, interval, self._read)
+        self.tamper = tamper
+        self._seen = 0          # openings already reported
+
+    def _read(self):
+        count = self.tamper.openings()
+        for _ in range(max(0, count - self._seen)):
+            self.emit(SECURITY, ("TamperDetectionActivated", "enclosure opened"))
+        self._seen = max(self._seen, count)
 
 
 class ContactorWorker(DeviceWorker):

@@ -24,7 +24,9 @@ and equal to the plain tuples the tests spell out ("card", None, "04A1B2C3").
     stop            None             None: end the loop gracefully (SIGTERM)
     transfer        None             a TransferResult: a download or an image check
                                      finished (firmware/transfers.py)
-    security        None             (type, techInfo): the link saw a security event
+    security        None             (event type, techInfo or None): a security
+                                     event from another thread (the link, a
+                                     tamper input) for cp.events "security_event"
     fallback        None             (tried, previous, reason): a new security
                                      profile did not connect; the link went back
     run             None             fn: a worker's result to run on the main loop

@@ -515,6 +515,10 @@ class CsmsLink:
             reason, level = self._describe_connect_error(e, bool(password))
             reason = _one_line(reason, self._secrets())
             self._down(reason)
+            if getattr(e, "status_code", None) in (401, 403):   # security whitepaper event
+                self.events.put(LinkEvent(SECURITY, ("FailedToAuthenticateAtCentralSystem",
+                                                     "HTTP %d on the websocket upgrade"
+                                                     % e.status_code)))
             event = tls_failure_event(e) if self._secure else None
             if event is not None and event[0] not in self._reported:
                 self._reported.add(event[0])

@@ -18,16 +18,19 @@ import queue
 from firmware import certificates, diagnostics, maintenance_handlers, store_faults
 from firmware.device_config import modem_poll_interval
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
-                              ModemWorker, PilotWorker, RfidWorker)
+                              ModemWorker, PilotWorker, RfidWorker, TamperWorker)
 from firmware.events import (CARD, DOWN, EV, FALLBACK, FAULT, FAULT_CLEARED, FRAME, LOCK,
                              MAINTENANCE, METER, MODEM, RUN, SECURITY, STOP, TRANSFER, UP,
                              Event)
+from firmware.firmware_signature import FirmwareSignatures
 from firmware.link import (CsmsLink, LinkSettings, build_url, effective_password,
                            profile_context)
+from firmware.security_log import SecurityLog
 from firmware.station_binding import HalStation
 from firmware.station_state import StationProjection, bench_view
 from firmware.systemd import Notifier
 from firmware.transfers import FirmwareTransfers, TransferWorker
+from ocpp_core import security
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
 from ocpp_core.firmware_management.diagnostics import uploads_done
@@ -68,7 +71,7 @@ class Firmware:
         STOP: "_on_stop",
         MAINTENANCE: "_on_maintenance_request",
         TRANSFER: "_on_transfer",
-        SECURITY: "_on_link_security_event",
+        SECURITY: "_on_security_event",
         FALLBACK: "_on_profile_fallback",
         RUN: "_on_run",
     }
@@ -103,12 +106,12 @@ class Firmware:
                                       meter_measurands=hal.meter_measurands())
         self._make_workers()
         self.station = HalStation(self.connector_workers, self._request_restart)
+        transfers = FirmwareTransfers(self.transfer_worker, cfg.data_dir, ca_bundle=cfg.ca_bundle,
+                                      releases_dir=getattr(cfg, "releases_dir", None),
+                                      restart=self.restart)
         self.cp = ChargePoint(self.rpc, self.clock, self.store, self.station, self.profile,
-                              self._boot_payload(),
-                              transfers=FirmwareTransfers(
-                                  self.transfer_worker, cfg.data_dir, ca_bundle=cfg.ca_bundle,
-                                  releases_dir=getattr(cfg, "releases_dir", None),
-                                  restart=self.restart))
+                              self._boot_payload(), transfers=transfers)
+        self._attach_security_events(transfers)
         self.maintenance.attach(self)      # fault log and card hook for tools.diag
         self.uploads = diagnostics.attach(self)    # GetDiagnostics, GetLog (transfer worker)
         self._apply_engine_settings()
@@ -137,9 +140,19 @@ class Firmware:
             self.workers.extend(x for x in w.values() if x is not None)
         self.workers.append(RfidWorker(e, self.hal.rfid))
         self.workers.append(ModemWorker(e, self.hal.modem, modem_poll_interval(self.cfg)))
+        if getattr(self.hal, "tamper", None) is not None:
+            self.workers.append(TamperWorker(e, self.hal.tamper))
         self.indicator = DeviceWorker("indicator", e, None, None, 0)
         self.workers.append(self.indicator)
         self.transfer_worker = TransferWorker(e)    # Firmware Management: no device, not in workers
+
+    def _attach_security_events(self, transfers):
+        """The security extension's firmware side of its events and signed
+        updates: the security log, the signature checks."""
+        self.security_log = SecurityLog(self.cfg.data_dir, secrets=self.link._secrets)
+        security.attach(self.cp, self.security_log,
+                        FirmwareSignatures(self.transfer_worker, self.cfg.data_dir,
+                                           transfers.image, clock=self.clock.now))
 
     def _boot_payload(self):
         payload = self.cfg.boot_notification()
@@ -197,10 +210,6 @@ class Firmware:
         if self.link.security_profile == 3:
             log.info("new charge point certificate: reconnecting with it")
             self.link.reconnect()
-
-    def _on_link_security_event(self, event):
-        event_type, tech_info = event.value
-        self.cp.events.emit("security_event", event_type, tech_info)
 
     def _save_trial(self, previous):
         """Until the new profile has connected, a restart keeps the way back."""
@@ -263,6 +272,8 @@ class Firmware:
         self.events.put(Event(STOP, None, kind))
 
     def _request_restart(self, kind):
+        # Critical: journaled before the loop ends, delivered after the restart.
+        self.cp.events.emit("security_event", "ResetOrReboot", "restart (%s)" % kind)
         self.restart_kind = kind
         self._running = False
 
@@ -275,14 +286,17 @@ class Firmware:
             w.start()
         self.transfer_worker.start()
         self.link.start()
+        self.cp.events.emit("security_event", "StartupOfTheDevice", "firmware %s started" %
+                            self.cp.registration.boot_payload.get("firmwareVersion", "?"))
         self.systemd.ready("connecting to %s" % self.cfg.csms_url)
         try:
             while self._running:
                 try:
                     wait = self.cp.tick()
-                except Exception:
+                except Exception as e:
                     # Like an event: a bug in one timer must not take the station down.
                     log.exception("engine tick failed")
+                    self._memory_exhausted(e)
                     wait = 1.0
                 if self._refused_until is not None:   # wake up to end the indication
                     wait = min(wait, max(0.0, self._refused_until - self.clock.monotonic()))
@@ -312,10 +326,15 @@ class Firmware:
     def _handle(self, event):
         try:
             self._dispatch(event)
-        except Exception:
+        except Exception as e:
             # A bug in handling one event must not take the station down; the
             # engine re-derives its outputs from the facts at the next event.
             log.exception("event %r failed", event.kind)
+            self._memory_exhausted(e)
+
+    def _memory_exhausted(self, e):
+        if isinstance(e, MemoryError):      # security whitepaper: MemoryExhaustion
+            self.cp.events.emit("security_event", "MemoryExhaustion", "out of memory (RAM)")
 
     def _dispatch(self, event):
         method = self.ON_EVENT.get(event.kind)
@@ -366,6 +385,10 @@ class Firmware:
 
     def _on_maintenance_request(self, event):     # a tools.diag request that needs the engine
         maintenance_handlers.dispatch(self, event.value)
+
+    def _on_security_event(self, event):     # from the link or a device thread
+        event_type, tech_info = event.value
+        self.cp.events.emit("security_event", event_type, tech_info)
 
     def _on_transfer(self, event):      # a download, an image check or an upload finished
         result = event.value

@@ -142,6 +142,8 @@ def build_parser():
     s.add_argument("device", help="meter|rfid|contactor|lock|modem|pilot")
     s.add_argument("mode", help="none|offline (meter, rfid, modem, pilot), "
                                 "none|welded|stuck (contactor), none|stuck (lock)")
+    s = sub.add_parser("tamper", help="open or close the enclosure (its tamper contact)")
+    s.add_argument("position", choices=("open", "closed"))
     sub.add_parser("status", help="connectors, OCPP link and faults")
     return p
 
@@ -157,6 +159,8 @@ def request_for(args):
         return {"cmd": "meter", "connector": args.connector, "power_w": args.watts}
     if args.command == "fault":
         return {"cmd": "fault", "device": args.device, "mode": args.mode}
+    if args.command == "tamper":
+        return {"cmd": "tamper", "open": args.position == "open"}
     return {"cmd": "status"}
 
 
@@ -221,6 +225,8 @@ def format_response(request, response):
         if response.get("mode") == "none":
             return "%s: fault cleared" % response.get("device")
         return "%s: %s" % (response.get("device"), response.get("mode"))
+    if cmd == "tamper":
+        return "enclosure %s" % ("opened" if response.get("open") else "closed")
     return json.dumps(response)
 
 

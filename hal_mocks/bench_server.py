@@ -13,6 +13,7 @@ reach it can plug EVs and weld contactors.
     {"cmd": "meter", "connector": 1, "power_w": 7400}
     {"cmd": "fault", "device": "meter", "mode": "offline"}
     {"cmd": "status"}
+    {"cmd": "tamper", "open": true}       the enclosure opened (false: closed again)
 
 A request may carry an "id"; the response echoes it.
 
@@ -34,7 +35,7 @@ from hal_mocks.sim import DEVICES
 LOOPBACK = "127.0.0.1"
 MAX_LINE = 64 * 1024           # bytes of one request, without its newline
 MAX_CLIENTS = 32
-COMMANDS = ("plug", "unplug", "ev", "tap", "meter", "fault", "status")
+COMMANDS = ("plug", "unplug", "ev", "tap", "meter", "fault", "status", "tamper")
 
 _OCPP_DEFAULTS = {"connected": False, "registration": None, "queued_messages": 0}
 _CONNECTOR_DEFAULTS = {"ocpp_status": None, "transaction_id": None, "error_code": None}
@@ -157,6 +158,10 @@ class BenchServer(LineServer):
             if not seen:
                 response["note"] = "the RFID reader is offline: the card was not seen"
             return response
+        if cmd == "tamper":
+            if type(request.get("open")) is not bool:
+                raise RequestError('tamper: "open" must be true or false, like true')
+            return {"ok": True, "open": w.tamper(request["open"])}
         if cmd == "fault":
             device = _arg(request, "device", "str", '"meter" (%s)' % "|".join(DEVICES))
             mode = _arg(request, "mode", "str", '"offline" (none|offline|welded|stuck)')

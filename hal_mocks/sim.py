@@ -28,7 +28,8 @@ import threading
 import time
 
 from drivers.hal import (CableLock, ControlPilot, Contactor, DeviceError, EV_STATES, EnergyMeter,
-                         Hal, INDICATOR_STATES, Indicator, Modem, ModemStatus, RfidReader)
+                         Hal, INDICATOR_STATES, Indicator, Modem, ModemStatus, RfidReader,
+                         TamperSwitch)
 from ocpp_core.metering import (CURRENT_IMPORT, ENERGY_IMPORT_REGISTER, FREQUENCY, POWER_IMPORT,
                                  VOLTAGE, MeterSample)
 
@@ -113,6 +114,8 @@ class SimWorld:
         self._blocked = 0              # device calls waiting in a simulated timeout
         self._modem_resets = 0
         self._indicator = None
+        self._tamper_open = False      # the enclosure's tamper contact
+        self._tamper_openings = 0
         self.on_change = None          # called after a bench operation changed the world
 
     # --- helpers (caller holds the lock) -------------------------------------------------
@@ -298,6 +301,21 @@ class SimWorld:
             self._taps.append(id_tag)
             return id_tag, True
 
+    def tamper(self, opened):
+        """Open (True) or close (False) the enclosure: its tamper contact."""
+        if type(opened) is not bool:
+            raise ValueError("open must be true or false, not %r" % (opened,))
+        with self._lock:
+            if opened and not self._tamper_open:
+                self._tamper_openings += 1
+            self._tamper_open = opened
+        self._notify()
+        return opened
+
+    def tamper_openings(self):
+        with self._lock:
+            return self._tamper_openings
+
     def set_power(self, cid, watts):
         """The power the EV draws when allowed (W, 0..100000)."""
         if not _is_number(watts) or not 0 <= watts <= MAX_POWER_W:
@@ -407,6 +425,16 @@ class SimWorld:
     @property
     def closed(self):
         return self._closed.is_set()
+
+
+class SimTamper(TamperSwitch):
+    """drivers.hal.TamperSwitch on the world's enclosure."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def openings(self):
+        return self.world.tamper_openings()
 
 
 class SimRfid(RfidReader):
@@ -547,4 +575,4 @@ def make_hal(world):
             "pilot": SimPilot(world, cid),
         }
     return Hal(rfid=SimRfid(world), modem=SimModem(world), indicator=SimIndicator(world),
-               connectors=connectors, bench=world)
+               connectors=connectors, bench=world, tamper=SimTamper(world))

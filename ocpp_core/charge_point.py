@@ -293,4 +293,5 @@ class ChargePoint:
             self.refresh()      # the data dir failed or recovered: connector 0 reports it
         waits.append(self.status.tick(self.online, now))
         waits.append(self.firmware.tick(now))   # after the statuses: Installed follows them
+        waits.append(self.security_events.tick(now))    # 0.0 when it queued an event
         return max(0.0, min(w for w in waits if w is not None))

@@ -11,6 +11,11 @@ unanswered calls time out. It sends through the `send` function it was given.
 - An owner's admission rule (`admission`) is asked before any incoming CALL is
   handled: it may let it through, answer it in the handler's place, or have it
   dropped unanswered (OCPP 1.6 4.2: silence while the BootNotification is Rejected).
+- Security events (the 1.6 security whitepaper) go to `security_event(type, techInfo)`
+  when the owner set one: InvalidMessages for an unreadable CALL or one that breaks
+  its schema; AttemptedReplayAttacks for a CALL whose message id the peer already
+  used on this connection (OCPP-J 4.1.3: a CALL's id is unique per sender and
+  connection). Such a CALL is not acted on: it is answered with a CALLERROR.
 """
 
 import os
@@ -29,6 +34,7 @@ CHARGE_POINT = "cp"
 CENTRAL_SYSTEM = "cs"
 DEFAULT_RESPONSE_TIMEOUT = 30.0
 SILENT = "silent"   # an admission answer: drop the CALL, send nothing back
+SEEN_IDS = 64       # CALL ids of the peer remembered per connection (replays)
 
 
 def _violation(spec, payload):
@@ -127,6 +133,8 @@ class RpcEndpoint:
         self.last_tx = None   # monotonic time of our last frame (for heartbeats)
         # fn(action or None) -> None (handle), SILENT, or a payload answered instead
         self.admission = None
+        self.security_event = None      # fn(event_type, tech_info) (security events)
+        self._seen_ids = []             # the peer's last CALL ids on this connection
 
     # --- configuration -------------------------------------------------------
     def on(self, action, handler):
@@ -157,6 +165,7 @@ class RpcEndpoint:
 
     def connection_up(self):
         self._connected = True
+        self._seen_ids = []
         self._send_next()
 
     def connection_down(self):
@@ -259,9 +268,18 @@ class RpcEndpoint:
             log.exception("admission rule failed")
             return None
 
+    def _report(self, event_type, tech_info):
+        if self.security_event is not None:
+            try:
+                self.security_event(event_type, tech_info)
+            except Exception:
+                log.exception("security event hook failed")
+
     def _bad_frame(self, bad, text):
         log.warning("dropped a bad frame (%s): %.120r", bad.reason,
                     redact_frame(text) if isinstance(text, str) else text)
+        if bad.reply_id is not None:
+            self._report("InvalidMessages", "unreadable CALL: %s" % bad.reason)
         if bad.reply_id is not None and self._admitted(None) == SILENT:
             return   # not even a CALLERROR (4.2)
         if bad.reply_id is not None:
@@ -279,6 +297,17 @@ class RpcEndpoint:
             log.info("%s %s dropped unanswered (the station may not answer now)",
                      frame.action, frame.id)
             return
+        if frame.id in self._seen_ids:
+            log.warning("%s %s: message id already used on this connection; not acted on",
+                        frame.action, frame.id)
+            self._report("AttemptedReplayAttacks", "%s with a repeated message id %.40s"
+                         % (frame.action, frame.id))
+            self._transmit(framing.encode_error(frame.id, errors.GENERIC_ERROR,
+                                                "message id already used on this connection"))
+            return
+        self._seen_ids.append(frame.id)
+        if len(self._seen_ids) > SEEN_IDS:
+            del self._seen_ids[0]
         code, description, result = self._dispatch(frame.action, frame.payload, rule)
         if code is not None:  # result holds the CALLERROR's details (or None)
             log.info("answered %s %s with %s: %s", frame.action, frame.id, code, description)
@@ -321,6 +350,7 @@ class RpcEndpoint:
             return errors.NOT_SUPPORTED, "%s is not supported here" % action, None
         bad = _violation(entry[2], payload)
         if bad is not None:
+            self._report("InvalidMessages", "%s: %s" % (action, bad[1]))
             return bad[0], bad[1], None
         if instead is not None:
             log.info("%s refused before it reached its handler", action)

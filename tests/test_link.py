@@ -327,6 +327,8 @@ def test_refused_credentials(servers, links, status):
     link.start()
     kind, reason = next_event(events)
     assert (kind, reason) == ("down", "CSMS refused the credentials (HTTP %d)" % status)
+    assert next_event(events) == ("security", ("FailedToAuthenticateAtCentralSystem",
+                                               "HTTP %d on the websocket upgrade" % status))
     assert next_event(events)[0] == "down"
 
 

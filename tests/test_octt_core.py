@@ -828,6 +828,9 @@ CSMS_CALLS = {
     "ExtendedTriggerMessage": {"requestedMessage": "Heartbeat"},
     "GetLog": {"logType": "SecurityLog", "requestId": 1,
                "log": {"remoteLocation": "ftp://diag.example/"}},
+    "SignedUpdateFirmware": {"requestId": 1, "firmware": {
+        "location": "http://127.0.0.1:9/fw.img", "retrieveDateTime": "2099-01-01T00:00:00Z",
+        "signingCertificate": "not a PEM", "signature": "AA=="}},
     "Reset": {"type": "Soft"},          # last: it restarts the station
 }
 

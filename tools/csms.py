@@ -53,7 +53,8 @@ _MAX_TRACKED_IDS = 256  # message ids remembered to name the action of an answer
 
 # CALLs from the charge point that are simply acknowledged.
 _EMPTY_ANSWERS = ("StatusNotification", "MeterValues", "DiagnosticsStatusNotification",
-                  "FirmwareStatusNotification")
+                  "FirmwareStatusNotification", "SecurityEventNotification",
+                  "SignedFirmwareStatusNotification")
 
 
 class CallError(errors.OcppError):

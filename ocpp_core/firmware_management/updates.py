@@ -51,6 +51,15 @@ Readings chosen where the specification leaves room:
   step of the installation) and changes nothing.
 - A notification made while the link is down is queued by the endpoint like
   any CALL (not journaled: it may be lost with the connection).
+- Installed raises the security event FirmwareUpdated (critical, journaled).
+
+A signed update (SignedUpdateFirmware, ocpp_core/security/signed_update.py)
+runs the same steps; its dict also holds "signed": {"request_id", "certificate",
+"signature", "install_date"}, its statuses go out as
+SignedFirmwareStatusNotification with the requestId, and between Downloaded
+and the installation the phase "verifying" checks the image's signature
+through cp.firmware.signatures (SignatureVerified, or InvalidSignature and the
+end of the update).
 """
 
 from ocpp_core.log import get_logger
@@ -75,7 +84,7 @@ IDLE = "Idle"
 
 # phase -> the status a TriggerMessage reports meanwhile
 _TRIGGERED = {"waiting": IDLE, "downloading": DOWNLOADING, "downloaded": DOWNLOADED,
-              "installing": INSTALLING, "activating": INSTALLING}
+              "installing": INSTALLING, "activating": INSTALLING, "verifying": DOWNLOADED}
 
 
 class TransferInterface:
@@ -102,6 +111,7 @@ class FirmwareUpdates:
     def __init__(self, cp, transfers=None, max_wait=MAX_WAIT_FOR_TRANSACTIONS):
         self.cp = cp
         self.transfers = None
+        self.signatures = None      # a signed update's checks (ocpp_core/security)
         self.max_wait = max_wait
         self.update = None          # the persisted dict above, or None
         self._started = False       # this run has asked the firmware for the current phase
@@ -150,6 +160,10 @@ class FirmwareUpdates:
         not in a transaction are Unavailable meanwhile and no session starts.
         The new release, settling its activation, is not held."""
         phase = self.update["phase"] if self.update is not None else None
+        signed = self.update.get("signed") if self.update is not None else None
+        if phase == "downloaded" and signed and (signed.get("install_date") or 0) > \
+                self.cp.clock.now():
+            return False            # InstallScheduled: held from its installDateTime on
         return phase in ("downloaded", "installing") or (phase == "activating" and self._started)
 
     def refusal(self):
@@ -157,23 +171,34 @@ class FirmwareUpdates:
         return "a firmware update is being installed" if self.holds_connectors() else None
 
     # --- UpdateFirmware -------------------------------------------------------------------------
-    def request(self, location, retrieve_date, retries=None, retry_interval=None):
-        if self.update is not None and self.update["phase"] in ("installing", "activating"):
+    def installing(self):
+        return self.update is not None and self.update["phase"] in ("installing", "activating")
+
+    def request(self, location, retrieve_date, retries=None, retry_interval=None, signed=None):
+        if self.installing():
             log.warning("UpdateFirmware ignored: an installation is under way")
             return
         if self.update is not None:
             log.info("UpdateFirmware replaces the pending update")
         self._started = False
-        self._save({"location": location, "retrieve_date": retrieve_date,
-                    "attempts": max(1, DEFAULT_ATTEMPTS if retries is None else retries),
-                    "interval": DEFAULT_RETRY_INTERVAL if retry_interval is None
-                    else retry_interval,
-                    "phase": "waiting"})
+        update = {"location": location, "retrieve_date": retrieve_date,
+                  "attempts": max(1, DEFAULT_ATTEMPTS if retries is None else retries),
+                  "interval": DEFAULT_RETRY_INTERVAL if retry_interval is None
+                  else retry_interval,
+                  "phase": "waiting"}
+        if signed is not None:
+            update["signed"] = signed
+        self._save(update)
         self.cp.refresh()
 
-    def _notify(self, status):
+    def _notify(self, status, update=None):
+        signed = (update or self.update or {}).get("signed")
         log.info("firmware update: %s", status)
-        self.cp.rpc.call("FirmwareStatusNotification", {"status": status})
+        if signed is None:
+            self.cp.rpc.call("FirmwareStatusNotification", {"status": status})
+        else:
+            self.cp.rpc.call("SignedFirmwareStatusNotification",
+                             {"status": status, "requestId": signed["request_id"]})
 
     # --- time ---------------------------------------------------------------------------------
     def tick(self, now):
@@ -191,6 +216,8 @@ class FirmwareUpdates:
             self._start_download()
         elif phase == "downloading" and not self._started:
             self._start_download()          # interrupted by a restart: again from the start
+        elif phase == "verifying" and not self._started:
+            self._start_verify()            # interrupted by a restart: checked again
         elif phase == "downloaded":
             return self._maybe_install()
         elif phase == "installing" and not self._started:
@@ -208,7 +235,20 @@ class FirmwareUpdates:
         self._notify(DOWNLOADING)
         self.transfers.download(u["location"], u["attempts"], u["interval"])
 
+    def _start_verify(self):
+        self._phase("verifying")
+        self._started = True
+        signed = self.update["signed"]
+        self.signatures.verify(signed["certificate"], signed["signature"])
+
     def _maybe_install(self):
+        signed = self.update.get("signed")
+        due = signed.get("install_date") if signed else None
+        if due is not None and due > self.cp.clock.now():
+            if not signed.get("scheduled"):
+                self._phase("downloaded", signed=dict(signed, scheduled=True))
+                self._notify("InstallScheduled")
+            return min(FAR, due - self.cp.clock.now())
         running = [c for c in self.cp.connectors.values() if c.in_transaction]
         if running:
             waited = self.cp.clock.now() - self.update.get("since", self.cp.clock.now())
@@ -237,17 +277,33 @@ class FirmwareUpdates:
                 self._phase("downloaded", since=self.cp.clock.now())
                 self._started = False
                 self._notify(DOWNLOADED)
+                if "signed" in u:
+                    self._start_verify()    # the signature first: nothing held for a bad one
+                    return
                 self.cp.refresh()       # connectors not in a transaction: Unavailable
                 self._maybe_install()
             else:
                 log.warning("firmware download failed: %s", detail)
                 self._end(DOWNLOAD_FAILED)
+        elif op == "signature" and u["phase"] == "verifying":
+            if ok:
+                self._phase("downloaded", since=self.cp.clock.now())
+                self._started = False
+                self._notify("SignatureVerified")
+                self.cp.refresh()
+                self._maybe_install()
+            else:
+                log.warning("firmware signature refused: %s", detail)
+                self._end("InvalidSignature")
+                self.cp.events.emit("security_event", "InvalidFirmwareSignature", detail)
         elif op == "install" and u["phase"] == "installing":
             if ok:
                 version = detail.get("version") if isinstance(detail, dict) else None
                 self._phase("activating", version=version)
                 self._started = True
                 log.info("firmware %s staged; restarting into it", version)
+                if "signed" in u:
+                    self._notify("InstallRebooting")
                 self.transfers.activate(version)
             else:
                 log.warning("firmware installation failed: %s", detail)
@@ -265,15 +321,18 @@ class FirmwareUpdates:
         u = self.update
         if self._running_version == u.get("version"):
             self._end(INSTALLED)
+            self.cp.events.emit("security_event", "FirmwareUpdated",
+                                "firmware %s installed" % self._running_version)
         else:
             log.warning("firmware update: running %s, not %s: installation failed",
                         self._running_version, u.get("version"))
             self._end(INSTALLATION_FAILED)
 
     def _end(self, status):
+        update = self.update
         self._save(None)
         self._started = False
-        self._notify(status)
+        self._notify(status, update)
         self.cp.refresh()
 
 

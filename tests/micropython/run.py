@@ -521,6 +521,35 @@ def test_session(tmp):
     check("restart again: never stopped twice", h.sent("StopTransaction", mark) == [])
 
 
+def test_security_events(tmp):
+    """A critical security event raised offline, through a power cut, delivered
+    after the boot (ocpp_core/security, the journal's queue_message)."""
+    from ocpp_core import security
+
+    class Log:
+        def __init__(self):
+            self.records = []
+
+        def append(self, record):
+            self.records.append(record)
+
+    h = Session(tmp + "/data")
+    h.csms.on("SecurityEventNotification", h._handler("SecurityEventNotification"))
+    log = Log()
+    security.attach(h.cp, log)
+    h.cp.events.emit("security_event", "TamperDetectionActivated", "enclosure opened")
+    check("security event logged", [r["type"] for r in log.records] == ["TamperDetectionActivated"])
+    check("security event journaled", h.cp.journal.pending_count() == 1)
+    h.power_cut()
+    h.power_on()
+    security.attach(h.cp, Log())
+    h.boot()
+    sent = h.sent("SecurityEventNotification")
+    check("security event delivered after the power cut",
+          [p["type"] for p in sent] == ["TamperDetectionActivated"], repr(sent))
+    check("security event removed after its answer", h.cp.journal.pending_count() == 0)
+
+
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
     only_session = "--session-only" in argv     # small heaps: no vector file to hold
@@ -532,6 +561,8 @@ def main(argv):
     try:
         os.mkdir(tmp)
         group("session", test_session, tmp + "/session")
+        os.mkdir(tmp + "/security")
+        group("security events", test_security_events, tmp + "/security")
         heap("after a charging session")
         if only_session:
             args = None

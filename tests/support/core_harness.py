@@ -197,10 +197,14 @@ class Harness:
         self.csms_answers.append((action, box[0]))
         return box[0]
 
-    def raw_call(self, action, payload, msg_id="raw-1"):
+    def raw_call(self, action, payload, msg_id=None):
         """A CALL the harness's CSMS would refuse to send (it validates its own
         calls), straight into the charge point's endpoint; returns the answer
-        frame (CALLRESULT or CALLERROR) as a list."""
+        frame (CALLRESULT or CALLERROR) as a list. Without msg_id: raw-1, raw-2,
+        ... (a repeated id on one connection is refused as a replay)."""
+        if msg_id is None:
+            self._raw_ids = getattr(self, "_raw_ids", 0) + 1
+            msg_id = "raw-%d" % self._raw_ids
         self.cp.rpc.receive(json.dumps([2, msg_id, action, payload]))
         self.cp.tick(self.time.mono)
         mine = [(d, t) for d, t in self._wire if d == "to_csms" and json.loads(t)[1] == msg_id]
