@@ -259,6 +259,9 @@ def test_schema_violations_are_call_errors(h, payload):
     # our CSMS endpoint refuses to send an invalid CALL: put the frame on the wire by hand
     h.cp.rpc.receive(json.dumps([2, "bad-1", "SendLocalList", payload]))
     answers = [json.loads(t) for d, t in h._wire if d == "to_csms"]
+    # the answer, then the InvalidMessages security event (a CALL of its own)
+    assert [m[2] for m in answers if m[0] == 2] == ["SecurityEventNotification"], answers
+    answers = [m for m in answers if m[0] != 2]
     h._wire = [(d, t) for d, t in h._wire if d != "to_csms" or json.loads(t)[1] != "bad-1"]
     assert len(answers) == 1 and answers[0][:2] == [4, "bad-1"], answers
     answer = ("error", answers[0][2])
