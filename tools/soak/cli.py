@@ -1,0 +1,82 @@
+"""Command line of the soak benchmark. Exit status 0 when every invariant held and
+the run did everything asked, 1 otherwise, 2 when it could not run."""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+
+from tools.soak import report
+from tools.soak.checker import check
+from tools.soak.chaos import Soak
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m tools.soak",
+                                description="Soak the firmware: power cuts, link drops, "
+                                            "hostile frames; judge the CSMS's log.")
+    p.add_argument("--hal", choices=("mock", "emulated"), default="mock",
+                   help="the firmware's HAL (emulated: real drivers over bus emulations)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop starting new steps after this many seconds")
+    p.add_argument("--kills", type=int, default=200, help="kill -9 of the firmware (200)")
+    p.add_argument("--drops", type=int, default=100, help="link drops (100)")
+    p.add_argument("--fuzz", type=int, default=10000, help="hostile frames (10000)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--tolerate-known-duplicate", action="store_true",
+                   help="do not fail on MeterValues re-sent after a kill in the window "
+                        "right after its CALLRESULT (issue 15's known journal duplicate); "
+                        "they are still counted and listed")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
+    p.add_argument("--scratch", default=None, help="scratch folder (default: a temp dir)")
+    args = p.parse_args(argv)
+    for name in ("kills", "drops", "fuzz"):
+        if getattr(args, name) < 0:
+            p.error("--%s must not be negative" % name)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    scratch = args.scratch or tempfile.mkdtemp(prefix="soak-")
+    os.makedirs(scratch, exist_ok=True)
+    if os.listdir(scratch):
+        print("soak: error: %s is not empty (a soak starts from a fresh data dir)" % scratch,
+              file=sys.stderr)
+        return 2
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
+        (lambda line: print(line, flush=True))
+    say("soak: seed %d, hal %s, %d kills, %d drops, %d frames; logs in %s"
+        % (args.seed, args.hal, args.kills, args.drops, args.fuzz, scratch))
+    soak = Soak(random.Random(args.seed), scratch, args.kills, args.drops, args.fuzz,
+                hal=args.hal, max_seconds=args.max_seconds, say=say)
+    try:
+        soak.run()
+    except RuntimeError as e:
+        say("soak: error: %s" % e)
+        soak.close()
+        return 2
+    finally:
+        soak.close()
+    tolerate = ("MeterValues",) if args.tolerate_known_duplicate else ()
+    verdict = check(soak.csms.log, soak.station.sent_calls(), tolerate=tolerate)
+    f = report.figures(soak.figures(), verdict)
+    with open(os.path.join(scratch, "csms-log.json"), "w") as out:
+        json.dump(soak.csms.log, out)
+    complete = f["completed"] and all(f[k] == soak.asked[k] for k in ("kills", "drops", "frames"))
+    if args.json:
+        doc = report.as_json(verdict, f)
+        doc["last_line"] = report.last_line(verdict, f)
+        doc["complete"] = complete
+        print(json.dumps(doc, indent=1))
+    else:
+        for line in report.table(verdict, f):
+            print(line)
+        print(report.last_line(verdict, f))
+    if not args.keep and not args.scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0 if verdict.failed == 0 and complete else 1
