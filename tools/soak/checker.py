@@ -8,7 +8,8 @@ and .figures (lost, duplicated, reordered, crashes, max response time...).
 Readings chosen where the issue is silent:
 - A transaction message is identified by its content (the station builds it the
   same way each time it sends it): StartTransaction by connector, idTag,
-  timestamp, meterStart; StopTransaction by transactionId; MeterValues by
+  timestamp, meterStart; StopTransaction by transactionId, timestamp, meterStop
+  and reason (another of these is a second stop); MeterValues by
   connector, transactionId and its meterValue list.
 - "Duplicated": received again after the CSMS had answered it with a CALLRESULT.
   Each is labelled with its window: "kill" when the station was killed after that
@@ -65,7 +66,8 @@ def content_key(action, payload):
         return (action, payload.get("connectorId"), payload.get("idTag"),
                 payload.get("timestamp"), payload.get("meterStart"))
     if action == "StopTransaction":
-        return (action, payload.get("transactionId"))
+        return (action, payload.get("transactionId"), payload.get("timestamp"),
+                payload.get("meterStop"), payload.get("reason"))
     return (action, payload.get("connectorId"), payload.get("transactionId"),
             json.dumps(payload.get("meterValue"), sort_keys=True))
 

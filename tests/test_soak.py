@@ -1,0 +1,38 @@
+"""A short soak (python -m tools.soak) as part of the test suite: 20 kill -9, 10 link
+drops, 1,000 hostile frames, seeded; every invariant must hold and the run must
+have done everything it was asked.
+
+STRICT_DUPLICATES: the journal's known duplicate (issue 15: a MeterValues whose
+CALLRESULT arrived just before a kill is sent again after the restart) is
+tolerated while False, and only that case: it is still counted, listed in the
+JSON ("tolerated") and printed here. Flip to True once the journal's fix lands.
+"""
+
+import json
+
+from tools.soak import cli
+
+STRICT_DUPLICATES = False
+KILLS, DROPS, FRAMES = 20, 10, 1000
+MAX_SECONDS = 75       # starts no new step after that: the test stays under ~90 s
+
+
+def test_soak_short_run(tmp_path, capsys):
+    args = ["--kills", str(KILLS), "--drops", str(DROPS), "--fuzz", str(FRAMES), "--seed", "1",
+            "--max-seconds", str(MAX_SECONDS), "--json", "--scratch", str(tmp_path / "soak")]
+    if not STRICT_DUPLICATES:
+        args.append("--tolerate-known-duplicate")
+    rc = cli.main(args)
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    f = doc["figures"]
+    if doc["tolerated"]:
+        print("tolerated (known journal duplicate, issue 15):\n  " + "\n  ".join(doc["tolerated"]))
+    assert (f["kills"], f["drops"], f["frames"]) == (KILLS, DROPS, FRAMES), \
+        "the run did not do what was asked (%s):\n%s" % (doc["last_line"], out.err[-3000:])
+    assert f["completed"], out.err[-3000:]
+    broken = {i["name"]: doc["failures"][i["name"]][:5] for i in doc["invariants"] if not i["ok"]}
+    assert not broken, "%s\nlogs: %s" % (json.dumps(broken, indent=1), tmp_path / "soak")
+    assert doc["last_line"].startswith("%d passed, 0 failed" % len(doc["invariants"]))
+    assert f["sessions"] > 0 and f["transactions"] > 0 and f["lives"] == KILLS + 1
+    assert rc == 0
