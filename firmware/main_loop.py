@@ -26,6 +26,7 @@ from firmware.systemd import Notifier
 from firmware.transfers import FirmwareTransfers, TransferWorker
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
+from ocpp_core.framing import MAX_FRAME_CHARS
 from ocpp_core.rpc import CHARGE_POINT, RpcEndpoint
 from ocpp_core.station import StationProfile
 from ocpp_core.store import Store
@@ -42,7 +43,13 @@ _INDICATOR = {"Available": "available", "Preparing": "preparing", "Charging": "c
 REFUSED_SHOWN_S = 3.0   # s the indicator shows "refused" after a card was refused
 
 
+TRACE_MAX_CHARS = MAX_FRAME_CHARS   # a longer frame is refused: log its head, not 1 MiB
+
+
 def _trace(direction, text):
+    if len(text) > TRACE_MAX_CHARS:
+        text = "%s... (%d characters, over the %d limit)" % (text[:200], len(text),
+                                                              TRACE_MAX_CHARS)
     trace_log.info("%s %s", ">>" if direction == "tx" else "<<", text)
 
 

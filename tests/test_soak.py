@@ -2,10 +2,14 @@
 drops, 1,000 hostile frames, seeded; every invariant must hold and the run must
 have done everything it was asked.
 
-STRICT_DUPLICATES: the journal's known duplicate (issue 15: a MeterValues whose
-CALLRESULT arrived just before a kill is sent again after the restart) is
-tolerated while False, and only that case: it is still counted, listed in the
-JSON ("tolerated") and printed here. Flip to True once the journal's fix lands.
+STRICT_DUPLICATES: while False the run passes --tolerate-ack-window: a transaction
+message re-sent after a kill -9 that came within 0.5 s of its CALLRESULT, before
+the station's next CALL, does not fail the run (the station may have died between
+the answer's arrival and its journal write: issue 15's known MeterValues
+duplicate is one of these, and the soak's "during journal write" kills aim at
+that window). Such re-sends are still counted, listed in the JSON ("tolerated")
+and printed here; any other duplicate fails. Flip to True to make the test
+strict (once the journal guarantees it, or to see them fail).
 """
 
 import json
@@ -21,13 +25,13 @@ def test_soak_short_run(tmp_path, capsys):
     args = ["--kills", str(KILLS), "--drops", str(DROPS), "--fuzz", str(FRAMES), "--seed", "1",
             "--max-seconds", str(MAX_SECONDS), "--json", "--scratch", str(tmp_path / "soak")]
     if not STRICT_DUPLICATES:
-        args.append("--tolerate-known-duplicate")
+        args.append("--tolerate-ack-window")
     rc = cli.main(args)
     out = capsys.readouterr()
     doc = json.loads(out.out)
     f = doc["figures"]
     if doc["tolerated"]:
-        print("tolerated (known journal duplicate, issue 15):\n  " + "\n  ".join(doc["tolerated"]))
+        print("tolerated (--tolerate-ack-window, issue 15):\n  " + "\n  ".join(doc["tolerated"]))
     assert (f["kills"], f["drops"], f["frames"]) == (KILLS, DROPS, FRAMES), \
         "the run did not do what was asked (%s):\n%s" % (doc["last_line"], out.err[-3000:])
     assert f["completed"], out.err[-3000:]

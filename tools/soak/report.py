@@ -23,8 +23,8 @@ def table(verdict, f):
         lines.append("%-46s %-6s  %s" % (name, "PASS" if ok else "FAIL", detail))
     if verdict.notes:
         lines.append("")
-        lines.append("tolerated (--tolerate-known-duplicate; issue 15, the journal's known "
-                     "duplicate): %d" % len(verdict.notes))
+        lines.append("tolerated (--tolerate-ack-window: killed within 0.5 s of the answer, "
+                     "before writing it down; issue 15): %d" % len(verdict.notes))
         lines.extend("  " + n for n in verdict.notes[:10])
     lines.append("")
     lines.append("figures")
