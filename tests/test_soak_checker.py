@@ -187,6 +187,7 @@ def test_a_re_send_in_the_ack_window_is_tolerated_only_with_the_flag_and_still_c
     tolerant = check(killed_after_the_answer(action, 0.01), tolerate=TX_ACTIONS)
     assert failed(tolerant) == []
     assert tolerant.figures["duplicated"] == 1 and tolerant.figures["duplicated_tolerated"] == 1
+    assert tolerant.figures["ack_window_ms"] == 10.0
     assert len(tolerant.notes) == 1
 
 
@@ -227,6 +228,11 @@ def test_a_call_whose_connection_closed_is_not_judged():
     v = check(log.log)
     assert failed(v) == []
     assert v.figures["calls_unjudged"] == 1
+
+
+def test_a_call_unanswered_is_not_excused_by_a_kill_long_after():
+    log = session().csms_call().add("kill", instant="after plug", dt=8.0).end()
+    assert failed(check(log.log)) == ["every CALL answered within 5 s"]
 
 
 def test_a_not_implemented_answer_is_a_valid_callerror():

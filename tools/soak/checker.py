@@ -143,6 +143,7 @@ def check(log, station_sent=(), tolerate=()):
     acked = {}                  # content key -> index of the first CALLRESULT
     seen = set()
     duplicated = reordered = 0
+    widest = 0.0                # the latest kill after an answer that still caused a re-send
     tolerated = []
     booted = True
     boot_ids = set()
@@ -152,8 +153,12 @@ def check(log, station_sent=(), tolerate=()):
     unjudged = 0
     judged = 0
 
-    def kill_or_close_between(conn, a, b):
-        for e in log[a + 1:b]:
+    def gone_within_5s(conn, a):
+        """Was the station killed, or the connection of entry a closed, within 5 s?"""
+        limit = log[a]["t"] + ANSWER_WITHIN_S
+        for e in log[a + 1:]:
+            if e["t"] > limit:
+                break
             if e["kind"] == "kill" or (e["kind"] == "close" and e.get("conn") == conn):
                 return True
         return False
@@ -196,8 +201,7 @@ def check(log, station_sent=(), tolerate=()):
                         got = j
                         break
                 if got is None:
-                    if kill_or_close_between(e["conn"], i, len(log)) or \
-                            log[-1]["t"] - e["t"] < ANSWER_WITHIN_S:
+                    if gone_within_5s(e["conn"], i) or log[-1]["t"] - e["t"] < ANSWER_WITHIN_S:
                         unjudged += 1
                         judged -= 1
                     else:
@@ -205,7 +209,7 @@ def check(log, station_sent=(), tolerate=()):
                                % e.get("text", "")[:120])
                     continue
                 dt = log[got]["t"] - e["t"]
-                if dt > ANSWER_WITHIN_S and kill_or_close_between(e["conn"], i, got):
+                if dt > ANSWER_WITHIN_S and gone_within_5s(e["conn"], i):
                     unjudged += 1
                     judged -= 1
                     continue
@@ -256,6 +260,8 @@ def check(log, station_sent=(), tolerate=()):
                 why = "%s %.0f ms after it, before the station's next CALL" % (
                     "killed" if window == "kill" else "link lost", after * 1000)
             what = "%s %s re-sent after its CALLRESULT (%s)" % (action, _short(payload), why)
+            if window == "kill":
+                widest = max(widest, after)
             if window == "kill" and after <= ACK_WINDOW_S and action in tolerate:
                 tolerated.append(what)
             else:
@@ -349,6 +355,7 @@ def check(log, station_sent=(), tolerate=()):
     v.notes = tolerated
     v.figures = {"transactions": len(issued), "lost": lost, "duplicated": duplicated,
                  "duplicated_tolerated": len(tolerated), "reordered": reordered,
+                 "ack_window_ms": round(widest * 1000, 1),
                  "crashes": crashes, "calls_judged": judged, "calls_unjudged": unjudged,
                  "max_response_s": round(max_response, 3)}
     return v

@@ -36,6 +36,8 @@ def table(verdict, f):
             ("Resets sent", "%d" % f["resets"]),
             ("lost / duplicated / reordered", "%d / %d (%d tolerated) / %d"
              % (f["lost"], f["duplicated"], f["duplicated_tolerated"], f["reordered"])),
+            ("re-sent after a kill, latest kill after the answer", "%.1f ms"
+             % f["ack_window_ms"]),
             ("crashes", "%d" % f["crashes"]),
             ("CSMS CALLs judged / unjudged (link gone)", "%d / %d"
              % (f["calls_judged"], f["calls_unjudged"])),
