@@ -3,7 +3,6 @@ chosen instants, then a restart on the same data dir), link drops, and bursts of
 hostile frames, all seeded. Everything it does goes into the CSMS's ordered log
 (the checker reads only that and the station's logs)."""
 
-import json
 import os
 import threading
 import time
@@ -368,7 +367,3 @@ class Soak:
                     connections=sum(1 for e in self.csms.log if e["kind"] == "connect"),
                     missed_instants=list(self.missed), completed=self.completed,
                     seconds=round(self.elapsed(), 1), setup_problems=self.setup_problems)
-
-
-def log_as_json(log):
-    return json.dumps(log)

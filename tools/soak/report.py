@@ -36,7 +36,7 @@ def table(verdict, f):
             ("Resets sent", "%d" % f["resets"]),
             ("lost / duplicated / reordered", "%d / %d (%d tolerated) / %d"
              % (f["lost"], f["duplicated"], f["duplicated_tolerated"], f["reordered"])),
-            ("re-sent after a kill, latest kill after the answer", "%.1f ms"
+            ("ack window: latest kill that made a re-send", "%.1f ms"
              % f["ack_window_ms"]),
             ("crashes", "%d" % f["crashes"]),
             ("CSMS CALLs judged / unjudged (link gone)", "%d / %d"
