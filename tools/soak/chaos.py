@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from tools.soak.csms import SoakCsms
+from tools.soak.csms import TX_ACTIONS, SoakCsms
 from tools.soak.fuzz import FuzzFrames
 from tools.soak.station import Station
 
@@ -336,29 +336,45 @@ class Soak:
     # --- link drops -------------------------------------------------------------------------------
     def _drop(self, kind):
         r = self.rng
-        tag = self.begin_session()
-        if kind == "abort":
-            time.sleep(r.uniform(0.0, 2.0))
+        stopped = False
+        if kind in ("abort", "CSMS away"):
+            tag = self.begin_session()
+            time.sleep(r.uniform(0.0, 2.0 if kind == "abort" else 1.0))
             self.csms.note("drop", how=kind)
-            self.csms.abort()
-        elif kind == "CSMS away":
-            time.sleep(r.uniform(0.0, 1.0))
-            self.csms.note("drop", how=kind)
-            self.csms.away(r.uniform(1.0, 4.0))
+            if kind == "abort":
+                self.csms.abort()
+            else:
+                self.csms.away(r.uniform(1.0, 4.0))
         else:
+            # the reaction hits one transaction message: its StartTransaction, a
+            # MeterValues or its StopTransaction
             verdict = {"abort in flight": "drop", "CALLERROR": "error", "no answer": "ignore"}[kind]
-            fired = self.hook("tx", verdict)
-            self.csms.note("drop", how=kind)
+            target = r.choice(TX_ACTIONS)
+            if target == "StartTransaction":
+                fired = self.hook(target, verdict)
+                tag = self.begin_session()
+            else:
+                tag = self.begin_session()
+                fired = self.hook(target, verdict)
+                if target == "StopTransaction":
+                    time.sleep(r.uniform(0.3, 1.5))
+                    self.bench("tap", uid=tag)
+                    stopped = True
+            self.csms.note("drop", how=kind, target=target)
             if not fired.wait(8):
                 self.missed.append(kind)
                 self.csms.abort()
             elif kind == "no answer":
                 time.sleep(4.5)      # MessageTimeout 4: the station gives up, sends it again
         self.done["drops"] += 1
-        self.drops_by_kind[kind] = self.drops_by_kind.get(kind, 0) + 1
+        key = kind if kind in ("abort", "CSMS away") else "%s (%s)" % (kind, target)
+        self.drops_by_kind[key] = self.drops_by_kind.get(key, 0) + 1
         self.wait_ready()
         time.sleep(r.uniform(0.0, 1.0))
-        self.end_session(tag)
+        if stopped:
+            self.bench("unplug", connector=1)     # a second tap could start a new session
+        else:
+            self.end_session(tag)
 
     def figures(self):
         return dict(self.done, kills_by_instant=self.kills_by_instant,
