@@ -178,8 +178,10 @@ class Soak:
         n = min(n, self.asked["frames"] - self.done["frames"])
         if n <= 0 or self.csms.current() is None:
             return
-        frames = self.fuzz.batch(n) if self.done["frames"] else \
-            (self.fuzz.every_kind() + self.fuzz.batch(n))[:n]
+        # the first burst begins with one frame (two for duplicate ids) of every kind
+        first = [] if self.done["frames"] or n < 2 * len(self.fuzz.kinds_list) else \
+            self.fuzz.every_kind()
+        frames = first + self.fuzz.batch(n - len(first))
         for at in range(0, len(frames), FUZZ_CHUNK):
             mark = self.csms.mark()
             waiting = []

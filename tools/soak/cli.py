@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -41,6 +42,10 @@ def parse_args(argv):
     return args
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     args = parse_args(argv)
     scratch = args.scratch or tempfile.mkdtemp(prefix="soak-")
@@ -56,13 +61,21 @@ def main(argv=None):
     soak = Soak(random.Random(args.seed), scratch, args.kills, args.drops, args.fuzz,
                 hal=args.hal, max_seconds=args.max_seconds, say=say)
     try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)   # the firmware must not outlive us
+    except ValueError:          # not the main thread
+        previous = None
+    try:
         soak.run()
     except RuntimeError as e:
         say("soak: error: %s" % e)
-        soak.close()
         return 2
+    except KeyboardInterrupt:
+        say("soak: interrupted after %.0f s; logs in %s" % (soak.elapsed(), scratch))
+        return 130
     finally:
         soak.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     tolerate = TX_ACTIONS if args.tolerate_ack_window else ()
     verdict = check(soak.csms.log, soak.station.sent_calls(), tolerate=tolerate)
     f = report.figures(soak.figures(), verdict)

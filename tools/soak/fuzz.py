@@ -134,6 +134,7 @@ class FuzzFrames:
             ("unknown-id result", self._unknown_result, 6),
         )
         self._weights = [w for _, _, w in self._kinds]
+        self.kinds_list = [name for name, _, _ in self._kinds]
 
     def _id(self):
         self.n += 1
@@ -141,6 +142,8 @@ class FuzzFrames:
 
     def batch(self, count):
         out = []
+        if count <= 0:
+            return out
         while len(out) < count:
             name, make, _ = self.rng.choices(self._kinds, self._weights)[0]
             frames = make()[:count - len(out)]
@@ -152,7 +155,7 @@ class FuzzFrames:
         """One frame of each kind (so that a short run covers them all)."""
         out = []
         for name, make, _ in self._kinds:
-            frames = make()[:1]
+            frames = make()
             self.kinds[name] = self.kinds.get(name, 0) + len(frames)
             out.extend((f, recoverable_id(f)) for f in frames)
         return out
