@@ -4,7 +4,7 @@ ordered log.
 
     python -m tools.soak [--hal mock|emulated] [--seed N] [--max-seconds S]
                          [--kills 200] [--drops 100] [--fuzz 10000] [--json]
-                         [--tolerate-ack-window] [--keep]
+                         [--tolerate-ack-window] [--instants NAME,NAME] [--keep]
 
 Modules, one job each:
   csms.py     the CSMS under the tool's control, with its ordered log

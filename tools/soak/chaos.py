@@ -38,7 +38,7 @@ def _accepted(status):
 
 class Soak:
     def __init__(self, rng, scratch, kills, drops, fuzz, hal="mock", max_seconds=None,
-                 say=print):
+                 say=print, instants=KILL_INSTANTS):
         self.rng = rng
         self.scratch = scratch
         self.asked = {"kills": kills, "drops": drops, "frames": fuzz}
@@ -47,6 +47,7 @@ class Soak:
         self.drops_by_kind = {}
         self.missed = []            # instants that did not come: the fallback was used
         self.hal = hal
+        self.instants = tuple(instants)
         self.max_seconds = max_seconds
         self.say = say
         self.csms = SoakCsms()
@@ -218,11 +219,11 @@ class Soak:
         kills = self.asked["kills"]
         i = 0
         while kills > 0:
-            instant = KILL_INSTANTS[i % len(KILL_INSTANTS)]
+            instant = self.instants[i % len(self.instants)]
             i += 1
             cost = 2 if instant == "during boot" else 1
             if cost > kills:
-                instant, cost = "after plug", 1
+                instant, cost = "after tap", 1
             steps.append(("kill", instant))
             kills -= cost
         for j in range(self.asked["drops"]):

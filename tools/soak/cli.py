@@ -12,7 +12,7 @@ import tempfile
 
 from tools.soak import report
 from tools.soak.checker import TX_ACTIONS, check
-from tools.soak.chaos import Soak
+from tools.soak.chaos import KILL_INSTANTS, Soak
 
 
 def parse_args(argv):
@@ -33,12 +33,22 @@ def parse_args(argv):
                         "within 0.5 s of its CALLRESULT, before the station's next CALL (it may "
                         "have died before writing the answer down; issue 15's known journal "
                         "duplicate); they are still counted and listed")
+    p.add_argument("--instants", default=None, metavar="NAME,NAME",
+                   help="kill only at these instants (default: all, in turn): "
+                        + ", ".join(KILL_INSTANTS))
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
     p.add_argument("--scratch", default=None, help="scratch folder (default: a temp dir)")
     args = p.parse_args(argv)
     for name in ("kills", "drops", "fuzz"):
         if getattr(args, name) < 0:
             p.error("--%s must not be negative" % name)
+    if args.instants is not None:
+        names = [n.strip() for n in args.instants.split(",") if n.strip()]
+        unknown = [n for n in names if n not in KILL_INSTANTS]
+        if unknown or not names:
+            p.error("--instants: unknown instant %r; choose among: %s"
+                    % (", ".join(unknown), ", ".join(KILL_INSTANTS)))
+        args.instants = names
     return args
 
 
@@ -59,7 +69,8 @@ def main(argv=None):
     say("soak: seed %d, hal %s, %d kills, %d drops, %d frames; logs in %s"
         % (args.seed, args.hal, args.kills, args.drops, args.fuzz, scratch))
     soak = Soak(random.Random(args.seed), scratch, args.kills, args.drops, args.fuzz,
-                hal=args.hal, max_seconds=args.max_seconds, say=say)
+                hal=args.hal, max_seconds=args.max_seconds, say=say,
+                instants=args.instants or KILL_INSTANTS)
     try:
         previous = signal.signal(signal.SIGTERM, _interrupt)   # the firmware must not outlive us
     except ValueError:          # not the main thread
