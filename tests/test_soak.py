@@ -14,6 +14,8 @@ strict (once the journal guarantees it, or to see them fail).
 
 import json
 
+import pytest
+
 from tools.soak import cli
 
 STRICT_DUPLICATES = False
@@ -40,3 +42,18 @@ def test_soak_short_run(tmp_path, capsys):
     assert doc["last_line"].startswith("%d passed, 0 failed" % len(doc["invariants"]))
     assert f["sessions"] > 0 and f["transactions"] > 0 and f["lives"] == KILLS + 1
     assert rc == 0
+
+
+def test_soak_refuses_a_scratch_folder_in_use(tmp_path, capsys):
+    (tmp_path / "old.log").write_text("a previous run")
+    assert cli.main(["--kills", "1", "--scratch", str(tmp_path)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+
+
+def test_soak_names_the_instants_it_knows(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.parse_args(["--instants", "during lunch"])
+    assert e.value.code == 2
+    assert "during journal write" in capsys.readouterr().err
+    assert cli.parse_args(["--instants", "after tap, during Reset"]).instants == \
+        ["after tap", "during Reset"]
