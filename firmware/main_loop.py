@@ -34,6 +34,7 @@ from ocpp_core import security
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
 from ocpp_core.firmware_management.diagnostics import uploads_done
+from ocpp_core.framing import MAX_FRAME_CHARS
 from ocpp_core.rpc import CHARGE_POINT, RpcEndpoint
 from ocpp_core.station import StationProfile
 from ocpp_core.store import Store
@@ -51,7 +52,13 @@ TRIAL_STORE = "security_trial"   # {"previous": profile} while an upgrade has no
 REFUSED_SHOWN_S = 3.0   # s the indicator shows "refused" after a card was refused
 
 
+TRACE_MAX_CHARS = MAX_FRAME_CHARS   # a longer frame is refused: log its head, not 1 MiB
+
+
 def _trace(direction, text):
+    if len(text) > TRACE_MAX_CHARS:
+        text = "%s... (%d characters, over the %d limit)" % (text[:200], len(text),
+                                                              TRACE_MAX_CHARS)
     trace_log.info("%s %s", ">>" if direction == "tx" else "<<", text)
 
 
