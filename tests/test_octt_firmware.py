@@ -101,8 +101,10 @@ def test_tc_044_1_download_and_install(h, fake):
     assert fake.calls[-1] == ("activate", "9.9.9")
     assert fw_statuses(h, m) == ["Downloading", "Downloading", "Downloaded", "Installing"]
     reboot(h, fake, "9.9.9")            # the firmware restarted into the new release
-    after_boot = [a for a, _ in h.sent(since=m)]
+    after_boot = [a for a, _ in h.sent(since=m) if a != "SecurityEventNotification"]
     assert after_boot[-1] == FW and "BootNotification" in after_boot
+    # whitepaper: FirmwareUpdated (critical) once the new firmware runs
+    assert [p["type"] for p in h.payloads("SecurityEventNotification", m)] == ["FirmwareUpdated"]
     assert fw_statuses(h, m)[-1] == "Installed"
     assert triggered(h) == ["Idle"]
 
