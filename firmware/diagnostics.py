@@ -29,6 +29,12 @@ station.ini secrets, URL credentials and PEM private keys.
 A failure is classed for LogStatusNotification from the last attempt's reason
 (classify()). A cancelled upload (a newer request) stops before its next
 attempt; one that is mid-transfer ends with its socket timeout at the latest.
+
+Each attempt's start is posted too (TransferResult with ok None, detail
+{"tag", "attempt"}): the engine persists it, so that after a restart it knows
+how many attempts remain. An upload stopped by the firmware's own stop (Reset,
+SIGTERM, a firmware update's restart) ends with detail "interrupted": the
+engine keeps it and resumes it after the next boot.
 """
 
 import collections
@@ -42,6 +48,7 @@ import time
 from firmware import maintenance_handlers, maintenance_requests
 from firmware.diag_bundle import (UNIT, Bundle, add_station_ini, in_range, journal_logs,
                                   scrub, versions)
+from firmware.events import TRANSFER, Event
 from firmware.transfers import TIMEOUT, TransferError, TransferResult, send
 from ocpp_core.firmware_management.diagnostics import UploadInterface, uploads_of
 from ocpp_core.redact import mask_url_userinfo
@@ -233,7 +240,12 @@ class DiagnosticsUploader(UploadInterface):
         reason = None
         for n in range(1, attempts + 1):
             if n > 1 and self._wait(max(0.0, request["interval"]), cancelled, stopped):
-                return TransferResult(op, False, {"tag": tag, "reason": "cancelled"}, n - 1)
+                detail = {"tag": tag, "reason": "cancelled"}
+                if stopped.is_set() and not cancelled.is_set():
+                    detail.update(reason="the firmware stops", interrupted=True)
+                return TransferResult(op, False, detail, n - 1)
+            self.worker.events.put(Event(TRANSFER, None, TransferResult(
+                op, None, {"tag": tag, "attempt": n}, n)))
             try:
                 size = send(request["location"], path, request["name"], timeout=self.timeout,
                             ca_bundle=self.ca_bundle)

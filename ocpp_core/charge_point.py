@@ -36,6 +36,7 @@ from ocpp_core.core.status import StatusNotifier
 from ocpp_core.core.transactions import StartTransaction, StopTransaction, Transactions
 from ocpp_core.events import Events
 from ocpp_core.firmware_management import FirmwareUpdates
+from ocpp_core.firmware_management.diagnostics import resume_uploads
 from ocpp_core.journal import METER, START, STOP, Journal
 from ocpp_core.log import get_logger
 from ocpp_core.profiles import EXTENSIONS, PROFILES
@@ -293,5 +294,6 @@ class ChargePoint:
             self.refresh()      # the data dir failed or recovered: connector 0 reports it
         waits.append(self.status.tick(self.online, now))
         waits.append(self.firmware.tick(now))   # after the statuses: Installed follows them
+        waits.append(resume_uploads(self))      # uploads a restart interrupted, once Accepted
         waits.append(self.security_events.tick(now))    # 0.0 when it queued an event
         return max(0.0, min(w for w in waits if w is not None))

@@ -75,9 +75,19 @@ def run(up, location, kind="DiagnosticsLog", op="diagnostics", start=None, stop=
         attempts=1, interval=0, name="CP-UP-1-diagnostics-20261203T100000Z.tar.gz", tag=1):
     up.upload(op, {"tag": tag, "kind": kind, "location": location, "name": name,
                    "start": start, "stop": stop, "attempts": attempts, "interval": interval})
-    event = up.worker.events.get(timeout=30)
-    assert event.kind == TRANSFER and event.value.op == op
-    return event.value
+    return final(up.worker.events, op)
+
+
+def final(events, op, timeout=30):
+    """The upload's result, after the attempts it announced (ok None), 1, 2, ..."""
+    n = 0
+    while True:
+        event = events.get(timeout=timeout)
+        assert event.kind == TRANSFER and event.value.op == op
+        if event.value.ok is not None:
+            return event.value
+        n += 1
+        assert event.value.detail["attempt"] == n and event.value.attempts == n
 
 
 def members(data):
@@ -209,7 +219,7 @@ def test_a_cancelled_upload_stops_before_its_next_attempt(worker, tmp_path, serv
     while server.hits.get("/nowhere/c.tar.gz") != 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     up.cancel("diagnostics", 7)
-    r = worker.events.get(timeout=5).value
+    r = final(worker.events, "diagnostics", timeout=5)
     assert not r.ok and r.detail == {"tag": 7, "reason": "cancelled"} and r.attempts == 1
 
 

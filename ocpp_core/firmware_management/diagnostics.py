@@ -34,8 +34,23 @@ Readings chosen where the specification leaves room:
   upload runs: the newer request wins (as GetLog's AcceptedCanceled in the
   security whitepaper); the running one is cancelled and no notification is
   sent for it, the new one sends its own Uploading.
-- An upload interrupted by a restart is not resumed (the bundle described the
-  previous run); nothing is sent for it.
+- An upload interrupted by a restart (power cut, kill -9, Reset, the restart
+  of a firmware update) is persisted in the store ("diagnostics_upload", for
+  GetLog "log_upload": the request and "tried", the attempts begun) and settled
+  after the next BootNotification Accepted, once (resume_uploads()): 4.4 / 5.9
+  say nothing of a restart, only that the Charge Point "must try to upload
+  the diagnostics" `retries` times "before giving up". An operator who asked
+  for diagnostics wants the file (a restart is often why they are wanted), and
+  a fresh bundle of the new run still holds the state, configuration and
+  journal (and journalctl's lines of the previous run): so the upload is
+  resumed, under the file name the .conf announced, with the attempts that
+  remain (the interrupted one counts as made), and Uploading is sent again
+  (as a firmware download interrupted by a restart sends Downloading again:
+  the CSMS, having seen the BootNotification, learns the upload lives on).
+  With no attempt left, or a location this run cannot use, UploadFailed (GetLog:
+  UploadFailure with its requestId). Nothing is sent while Pending or
+  Rejected (4.2): it waits for Accepted. The record is cleared before the
+  final notification, so no final status is sent twice.
 """
 
 from ocpp_core.log import get_logger
@@ -107,14 +122,56 @@ def time_or_none(text):
 
 class UploadSlot:
     """One upload at a time of one kind of request; a newer request cancels
-    the running one. Subclasses say how a status is notified."""
+    the running one. The running request is persisted (store_name) so that a
+    restart can settle it. Subclasses say how a status is notified."""
     op = None
+    store_name = None
 
     def __init__(self, cp):
         self.cp = cp
         self.uploads = None
         self.running = None         # the request dict under way, or None
         self._tag = 0
+        self.interrupted = self._load()     # the request a restart cut short, or None
+
+    # --- persistence ---------------------------------------------------------------------------
+    def _load(self):
+        saved = self.cp.store.load(self.store_name, None)
+        if saved is None:
+            return None
+        if isinstance(saved, dict) and isinstance(saved.get("name"), str) and \
+                isinstance(saved.get("location"), str) and isinstance(saved.get("attempts"), int):
+            return saved
+        log.warning("%s upload state unreadable; dropped", self.op)
+        self._save(None)
+        return None
+
+    def _save(self, request):
+        try:
+            self.cp.store.save(self.store_name, request)
+        except OSError as e:        # a failing data dir, reported by the store
+            log.warning("%s upload state not saved: %s", self.op, e)
+
+    def resume(self):
+        """Once Accepted after a restart: resume the interrupted upload with the
+        attempts left, or report it failed (see the module's docstring)."""
+        request = self.interrupted
+        if request is None or self.uploads is None or not self.cp.online:
+            return
+        self.interrupted = None
+        left = request["attempts"] - max(1, request.get("tried") or 0)
+        if left > 0 and self.supports(request["location"]):
+            log.info("%s upload %s interrupted by a restart: resumed (%d attempt(s) left)",
+                     self.op, request["name"], left)
+            self._tag += 1
+            resumed = dict(request)
+            resumed.update({"tag": self._tag, "attempts": left, "tried": 0})
+            self.start(resumed)
+        else:
+            log.warning("%s upload %s interrupted by a restart: no attempt left; failed",
+                        self.op, request["name"])
+            self._save(None)
+            self.notify_failure(None, request)
 
     def attach(self, uploads):
         self.uploads = uploads
@@ -133,16 +190,27 @@ class UploadSlot:
         if self.running is not None:
             log.info("%s upload %s cancelled by a newer request", self.op, self.running["name"])
             self.uploads.cancel(self.op, self.running["tag"])
+        self.interrupted = None     # a newer request supersedes one a restart cut short
         self.running = request
+        self._save(request)
         self.notify(UPLOADING, request)
         self.uploads.upload(self.op, request)
 
     def done(self, ok, detail):
+        """ok None: attempt detail["attempt"] begins (persisted, for a restart);
+        detail["interrupted"]: the firmware is stopping (kept for the restart)."""
         detail = detail if isinstance(detail, dict) else {}
         request = self.running
         if request is None or detail.get("tag") != request["tag"]:
             return          # a cancelled upload's late result
+        if ok is None:
+            request["tried"] = detail.get("attempt", 1)
+            self._save(request)
+            return
+        if detail.get("interrupted"):
+            return          # settled after the restart
         self.running = None
+        self._save(None)    # before the notification: a restart does not send it again
         if ok:
             log.info("%s uploaded as %s", self.op, request["name"])
             self.notify(UPLOADED, request)
@@ -160,6 +228,7 @@ class UploadSlot:
 class DiagnosticsUploads(UploadSlot):
     """cp.diagnostics once uploads_of(cp) made it."""
     op = OP
+    store_name = "diagnostics_upload"
 
     def attach(self, uploads):
         UploadSlot.attach(self, uploads)
@@ -186,6 +255,16 @@ def uploads_of(cp):
     if service is None:
         service = cp.diagnostics = DiagnosticsUploads(cp)
     return service
+
+
+def resume_uploads(cp):
+    """The engine's tick: settle uploads a restart interrupted, once Accepted
+    (GetDiagnostics, GetLog). Returns None (nothing timed)."""
+    for name in ("diagnostics", "log_uploads"):
+        service = getattr(cp, name, None)
+        if service is not None and service.interrupted is not None:
+            service.resume()
+    return None
 
 
 def uploads_done(cp, op, ok, detail):

@@ -24,6 +24,9 @@ ocpp_core/firmware_management/diagnostics.py).
   extension) while no upload runs: status() answers events.ask("log_status")
   with (status, requestId or None).
 - retries / retryInterval as GetDiagnostics (retries = attempts, at least one).
+- An upload interrupted by a restart: resumed after the next BootNotification
+  Accepted while attempts remain, else UploadFailure with the requestId
+  (UploadSlot, the reading in ocpp_core/firmware_management/diagnostics.py).
 """
 
 from ocpp_core.firmware_management.diagnostics import (DEFAULT_RETRY_INTERVAL, IDLE, UPLOADED,
@@ -40,6 +43,7 @@ _NAMES = {"DiagnosticsLog": ("diagnostics", ".tar.gz"), "SecurityLog": ("securit
 class LogUploads(UploadSlot):
     """cp.log_uploads once logs_of(cp) made it."""
     op = OP
+    store_name = "log_upload"       # an upload a restart interrupted (UploadSlot.resume)
 
     def attach(self, uploads):
         UploadSlot.attach(self, uploads)
