@@ -5,7 +5,10 @@ the main loop. Results reach the main loop as events (firmware/events.py):
 
     Event("transfer", None, TransferResult(op, ok, detail, attempts))
 
-    op        "download" | "install" | "activate"
+    op        "download" | "install" | "activate" (this module), "signature"
+              (firmware/firmware_signature.py), "diagnostics" | "log" (uploads,
+              firmware/diagnostics.py: its own detail dicts, ok None for an
+              attempt that begins)
     ok        True when it worked
     detail    on success the file written (download) or the manifest (install);
               on failure one line saying why (no password in it)
