@@ -190,3 +190,22 @@ def test_kill_9_mid_get_log_with_no_attempt_left_upload_failure(ocpp_csms, firmw
     assert ocpp_csms.wait_for(LOG, timeout=20) == {"status": "UploadFailure", "requestId": 77}
     assert server.hits["/stall/" + answer["filename"]] == 1
     assert [a for a in ocpp_csms.actions() if a == LOG] == [LOG] * 2
+
+
+def test_reset_mid_upload_resumed_after_the_reboot(ocpp_csms, firmware, server, tmp_path):
+    data = str(tmp_path / "data")
+    booted_station(ocpp_csms, firmware, data)
+    answer = ocpp_csms.call("CP-TEST-1", "GetDiagnostics", {
+        "location": server.base + "/stall/", "retries": 2, "retryInterval": 1})
+    path = "/stall/" + answer["fileName"]
+    assert ocpp_csms.wait_for(DIAG) == {"status": "Uploading"}
+    wait_hit(server, path)
+    assert ocpp_csms.call("CP-TEST-1", "Reset", {"type": "Soft"}) == {"status": "Accepted"}
+    ocpp_csms.wait_for("BootNotification", timeout=30)
+    assert ocpp_csms.wait_for(DIAG, timeout=20) == {"status": "Uploading"}
+    assert ocpp_csms.wait_for(DIAG, timeout=30) == {"status": "Uploaded"}
+    assert server.hits[path] == 2
+    assert ocpp_csms.call("CP-TEST-1", "TriggerMessage",
+                          {"requestedMessage": DIAG}) == {"status": "Accepted"}
+    assert ocpp_csms.wait_for(DIAG) == {"status": "Idle"}
+    assert [a for a in ocpp_csms.actions() if a == DIAG] == [DIAG] * 4
