@@ -1,0 +1,33 @@
+"""The firmware's real TransferWorker for in-process engine tests (Harness), and
+its results handed to the engine as the main loop does."""
+
+import contextlib
+import queue
+
+from firmware.transfers import TransferWorker
+
+
+@contextlib.contextmanager
+def running_worker():
+    """A started TransferWorker (its results in worker.events); stopped on exit."""
+    worker = TransferWorker(queue.Queue())
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        worker.join(5)
+
+
+def deliver_firmware_results(h, events, most, timeout=10):
+    """Up to `most` transfer results to h's firmware update while one is in
+    progress; stops early when none comes within `timeout` seconds."""
+    for _ in range(most):
+        if h.cp.firmware.update is None:
+            break
+        try:
+            event = events.get(timeout=timeout)
+        except queue.Empty:
+            break
+        h.cp.firmware.transfer_done(event.value.op, event.value.ok, event.value.detail)
+        h.pump()
