@@ -30,6 +30,7 @@ import time
 from firmware.images import build_image, release_files
 from ocpp_core.timestamps import format_utc
 from tools.bench_firmware import ROOT, FirmwareProcess, MiniCsms, stats_ms
+from tools.bench_stats import http_base, serve_http, stop_http
 
 FW = "FirmwareStatusNotification"
 CALL = ("GetConfiguration", {"key": ["HeartbeatInterval", "MeterValueSampleInterval"]})
@@ -137,10 +138,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     scratch = tempfile.mkdtemp(prefix="bench-update-")
     csms = MiniCsms().start()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
-    base = "http://127.0.0.1:%d" % server.server_address[1]
+    server = serve_http(_Files)
+    base = http_base(server)
     fw = None
     try:
         t = time.monotonic()
@@ -186,8 +185,7 @@ def main(argv=None):
     finally:
         if fw is not None:
             fw.kill()
-        server.shutdown()
-        server.server_close()
+        stop_http(server)
         csms.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
