@@ -16,6 +16,7 @@ from ocpp_core.timestamps import format_utc
 from tests.support.core_harness import Harness
 from tests.support.file_server import FileServer
 from tests.support.transfer_worker import deliver_firmware_results, running_worker
+from tests.support.transfer_worker import firmware_done as done
 
 FAST = {"MinimumStatusDuration": 0}
 TAG = "04A1B2C3"
@@ -67,11 +68,6 @@ def update(h, location=LOCATION, in_s=0, **extra):
 
 def fw_statuses(h, since=0):
     return [p["status"] for p in h.payloads(FW, since)]
-
-
-def done(h, op, ok, detail=None):
-    h.cp.firmware.transfer_done(op, ok, detail)
-    h.pump()
 
 
 def triggered(h):

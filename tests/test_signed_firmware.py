@@ -31,6 +31,7 @@ from tests.support.core_harness import FAST, Harness
 from tests.support.file_server import FileServer
 from tests.support.security_wiring import MemoryLog, secure
 from tests.support.transfer_worker import deliver_firmware_results, running_worker
+from tests.support.transfer_worker import firmware_done as done
 
 SFW = "SignedFirmwareStatusNotification"
 SEN = "SecurityEventNotification"
@@ -169,11 +170,6 @@ def signed_request(h, location="http://fw.example.com/9.9.9.img", request_id=42,
 
 def statuses(h, since=0):
     return [p["status"] for p in h.payloads(SFW, since)]
-
-
-def done(h, op, ok, detail=None):
-    h.cp.firmware.transfer_done(op, ok, detail)
-    h.pump()
 
 
 def test_tc_080_signed_update_to_installed_with_request_id(tmp_path):

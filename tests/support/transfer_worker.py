@@ -19,6 +19,12 @@ def running_worker():
         worker.join(5)
 
 
+def firmware_done(h, op, ok, detail=None):
+    """One transfer result to h's firmware update, as the main loop hands it on."""
+    h.cp.firmware.transfer_done(op, ok, detail)
+    h.pump()
+
+
 def deliver_firmware_results(h, events, most, timeout=10):
     """Up to `most` transfer results to h's firmware update while one is in
     progress; stops early when none comes within `timeout` seconds."""
@@ -29,5 +35,4 @@ def deliver_firmware_results(h, events, most, timeout=10):
             event = events.get(timeout=timeout)
         except queue.Empty:
             break
-        h.cp.firmware.transfer_done(event.value.op, event.value.ok, event.value.detail)
-        h.pump()
+        firmware_done(h, event.value.op, event.value.ok, event.value.detail)
