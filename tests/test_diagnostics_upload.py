@@ -17,7 +17,7 @@ import pytest
 from firmware.diagnostics import DiagnosticsUploader, RecentLog, classify, security_lines
 from firmware.events import TRANSFER
 from firmware.transfers import TransferError, send
-from tests.support.transfer_worker import running_worker
+from tests.support.firmware_transfers import running_worker
 from tests.support.upload_servers import UploadServer, multipart_file
 from tests.test_transfers import ftp_base  # noqa: F401 (the pyftpdlib fixture)
 

@@ -17,7 +17,7 @@ from ocpp_core.firmware_management.diagnostics import UploadInterface, uploads_d
 from ocpp_core.security.get_log import logs_of
 from tests.support.core_harness import FAST, Harness
 from tests.support.firmware_process import Bench, bench_port_of
-from tests.support.transfer_worker import running_worker
+from tests.support.firmware_transfers import running_worker
 
 DIAG = "DiagnosticsStatusNotification"
 LOG = "LogStatusNotification"

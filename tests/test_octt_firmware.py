@@ -15,27 +15,14 @@ from ocpp_core.station import StationProfile
 from ocpp_core.timestamps import format_utc
 from tests.support.core_harness import Harness
 from tests.support.file_server import FileServer
-from tests.support.transfer_worker import deliver_firmware_results, running_worker
-from tests.support.transfer_worker import firmware_done as done
+from tests.support.firmware_transfers import (FakeTransfers, deliver_firmware_results,
+                                              running_worker)
+from tests.support.firmware_transfers import firmware_done as done
 
 FAST = {"MinimumStatusDuration": 0}
 TAG = "04A1B2C3"
 LOCATION = "ftp://op:secret@ftp.example.com/fw/image-9.9.9.tgz"
 FW = "FirmwareStatusNotification"
-
-
-class FakeTransfers(firmware_management.TransferInterface):
-    def __init__(self):
-        self.calls = []
-
-    def download(self, location, attempts, interval):
-        self.calls.append(("download", location, attempts, interval))
-
-    def install(self):
-        self.calls.append(("install",))
-
-    def activate(self, version):
-        self.calls.append(("activate", version))
 
 
 def wire(h, transfers, version="1.0.0"):

@@ -24,14 +24,14 @@ from firmware.firmware_signature import (MANUFACTURER_ROOTS, FirmwareSignatures,
 from firmware.images import build_image
 from firmware.releases import Releases
 from firmware.transfers import FirmwareTransfers
-from ocpp_core import firmware_management
 from ocpp_core.security.signed_update import SignatureInterface
 from ocpp_core.timestamps import format_utc
 from tests.support.core_harness import FAST, Harness
 from tests.support.file_server import FileServer
 from tests.support.security_wiring import MemoryLog, secure
-from tests.support.transfer_worker import deliver_firmware_results, running_worker
-from tests.support.transfer_worker import firmware_done as done
+from tests.support.firmware_transfers import (FakeTransfers, deliver_firmware_results,
+                                              running_worker)
+from tests.support.firmware_transfers import firmware_done as done
 
 SFW = "SignedFirmwareStatusNotification"
 SEN = "SecurityEventNotification"
@@ -119,20 +119,6 @@ def test_ecdsa_and_rsa_signatures_over_the_file(tmp_path, pki):
 
 
 # --- the engine with fake checks: the status sequence and requestId ----------------------------
-class FakeTransfers(firmware_management.TransferInterface):
-    def __init__(self):
-        self.calls = []
-
-    def download(self, location, attempts, interval):
-        self.calls.append(("download", location))
-
-    def install(self):
-        self.calls.append(("install",))
-
-    def activate(self, version):
-        self.calls.append(("activate", version))
-
-
 class FakeSignatures(SignatureInterface):
     def __init__(self):
         self.certificate_problem = None

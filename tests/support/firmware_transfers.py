@@ -1,10 +1,28 @@
-"""The firmware's real TransferWorker for in-process engine tests (Harness), and
-its results handed to the engine as the main loop does."""
+"""The firmware's transfers in in-process engine tests (Harness): a recorder in
+their place (FakeTransfers), or the real TransferWorker, and their results
+handed to the engine as the main loop does."""
 
 import contextlib
 import queue
 
 from firmware.transfers import TransferWorker
+from ocpp_core import firmware_management
+
+
+class FakeTransfers(firmware_management.TransferInterface):
+    """Records what the firmware update asks for; the test answers with firmware_done."""
+
+    def __init__(self):
+        self.calls = []
+
+    def download(self, location, attempts, interval):
+        self.calls.append(("download", location, attempts, interval))
+
+    def install(self):
+        self.calls.append(("install",))
+
+    def activate(self, version):
+        self.calls.append(("activate", version))
 
 
 @contextlib.contextmanager
