@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from firmware.images import build_image, release_files
+from firmware.images import build_image, copy_release
 from ocpp_core.timestamps import format_utc
 from tools.bench_firmware import ROOT, FirmwareProcess, MiniCsms, stats_ms
 from tools.bench_stats import http_base, serve_http, stop_http
@@ -38,11 +38,7 @@ CALL = ("GetConfiguration", {"key": ["HeartbeatInterval", "MeterValueSampleInter
 
 def make_image(scratch, version, size_mib):
     src = os.path.join(scratch, "src-" + version)
-    files = release_files(ROOT)
-    for rel in files:
-        dest = os.path.join(src, rel)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(os.path.join(ROOT, rel), dest)
+    files = copy_release(ROOT, src)
     pad = "tools/padding.bin"       # incompressible: the image is as large as asked
     with open(os.path.join(src, pad), "wb") as f:
         f.write(os.urandom(size_mib * 1024 * 1024))
