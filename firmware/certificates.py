@@ -14,8 +14,9 @@ Files, all owner-only (directory 0700, files 0600), written atomically:
 The private keys never leave the directory: nothing here logs, returns or
 sends them (A02.FR.05); the TLS context reads cp.key by path.
 
-`cryptography` is imported lazily, when the first certificate is touched, so a
-station that never uses the security extension does not pay its memory.
+`cryptography` is imported lazily (firmware/x509_checks.py), when the first
+certificate is touched, so a station that never uses the security extension
+does not pay its memory.
 
 Readings chosen:
 - Hash data (6.1, ed. 3): issuerNameHash over the DER of the certificate's
@@ -41,17 +42,15 @@ import logging
 import os
 import threading
 
+from firmware.x509_checks import (in_validity, is_ca, issued_by, not_after, parse_pem_chain,
+                                  utc_now)
+from firmware.x509_checks import x509 as _x509
 from ocpp_core.security.interface import CS_ROOT, MF_ROOT, ROOT_KINDS, SecurityInterface
 
 log = logging.getLogger("ocpp.certificates")
 
 HASHES = {"SHA256": hashlib.sha256, "SHA384": hashlib.sha384, "SHA512": hashlib.sha512}
 KEY_TYPES = ("rsa2048", "ec256")
-
-
-def _x509():
-    from cryptography import x509  # lazy: see the module docstring
-    return x509
 
 
 # --- pure helpers ----------------------------------------------------------------
@@ -99,48 +98,6 @@ def same_hash_data(a, b):
         return (d["hashAlgorithm"], d["issuerNameHash"].lower(), d["issuerKeyHash"].lower(),
                 d["serialNumber"].upper().lstrip("0") or "0")
     return norm(a) == norm(b)
-
-
-def parse_pem_chain(text):
-    """The certificates of a PEM text; ValueError(one line) when it is malformed."""
-    x509 = _x509()
-    if not isinstance(text, str) or "-----BEGIN CERTIFICATE-----" not in text:
-        raise ValueError("no PEM certificate")
-    try:
-        certs = x509.load_pem_x509_certificates(text.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as e:
-        raise ValueError("malformed PEM certificate (%s)" % " ".join(str(e).split())[:80])
-    if not certs:
-        raise ValueError("no PEM certificate")
-    return certs
-
-
-def _now():
-    import datetime
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def in_validity(cert, now=None):
-    now = now or _now()
-    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
-
-
-def issued_by(cert, issuer):
-    """cert's signature verifies with issuer's key and the names chain."""
-    try:
-        cert.verify_directly_issued_by(issuer)
-        return True
-    except Exception:  # ValueError, TypeError, InvalidSignature, unsupported key types
-        return False
-
-
-def _is_ca(cert):
-    x509 = _x509()
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return True     # a v1 root: no extension to say otherwise
-    return bc.ca
 
 
 def _key_problem(cert):
@@ -281,7 +238,7 @@ class CertificateStore(SecurityInterface):
         cert = certs[0]
         if not in_validity(cert):
             return "Rejected", "outside its validity period"
-        if not _is_ca(cert):
+        if not is_ca(cert, unmarked=True):   # a v1 root: nothing says otherwise
             return "Rejected", "not a CA certificate"
         der = _der(cert)
         roots = self._roots()
@@ -415,7 +372,7 @@ class CertificateStore(SecurityInterface):
         problem = _key_problem(leaf)
         if problem:
             return False, problem
-        now = _now()
+        now = utc_now()
         for c in chain:
             if not in_validity(c, now):
                 return False, "certificate serial %s is outside its validity period" % (
@@ -441,7 +398,7 @@ class CertificateStore(SecurityInterface):
                 return False, "cannot store it: %s" % (e.strerror or e)
         log.info("charge point certificate installed: %s, serial %s, valid until %s",
                  leaf.subject.rfc4514_string()[:80], serial_hex(leaf),
-                 leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                 not_after(leaf).strftime("%Y-%m-%dT%H:%M:%SZ"))
         return True, None
 
 

@@ -31,16 +31,15 @@ import sys
 import tarfile
 import time
 
-from ocpp_core.redact import mask_secrets, mask_url_userinfo
+from ocpp_core.redact import mask_private_keys, mask_secrets, mask_url_userinfo
 
 UNIT = "pi-ocpp"
 JOURNALCTL_TIMEOUT = 30.0
 LOG_TAIL_BYTES = 5 * 1024 * 1024
 REDACTED = "<redacted>"
+KEY_REDACTED = "<redacted private key>"
 SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "credential", "passphrase")
 _OPTION = re.compile(r"^(\s*)([^=:\s;#\[][^=:]*?)(\s*[=:]\s*)(.*?)\s*$")
-_PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?"
-                          r"(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S)
 
 
 # --- redaction -------------------------------------------------------------------------------
@@ -78,7 +77,7 @@ def redact_ini(text):
 
 
 def scrub(text, secrets):
-    text = _PRIVATE_KEY.sub("<redacted private key>", text)
+    text = mask_private_keys(text, KEY_REDACTED)
     return redact_urls(mask_secrets(text, [s for s in secrets if s], REDACTED))
 
 

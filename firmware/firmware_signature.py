@@ -1,6 +1,7 @@
 """Signed firmware checks (SignedUpdateFirmware, OCA security whitepaper):
 the engine's ocpp_core.security.SignatureInterface, with `cryptography`
-(imported lazily: a station that never sees a signed update never loads it).
+(imported lazily: a station that never sees a signed update never loads it);
+the X.509 checks are the certificate store's (firmware/x509_checks.py).
 
 - The signing certificate (PEM, the request's signingCertificate; a chain may
   follow it) must chain to one of the ManufacturerRootCertificates that
@@ -16,11 +17,14 @@ the engine's ocpp_core.security.SignatureInterface, with `cryptography`
 
 import base64
 import binascii
+import datetime
 import glob
 import os
 import time
 
 from firmware.transfers import TransferResult
+from firmware.x509_checks import (in_validity, is_ca, issued_by, not_after, not_before,
+                                  parse_pem_chain)
 
 # Where InstallCertificate(ManufacturerRootCertificate) keeps the roots, under DIR
 # (firmware/certificates.py names each <kind>-<hash>.pem in certs/roots).
@@ -32,22 +36,12 @@ class SignatureError(Exception):
     """str(e): one line for the log and the security event's techInfo."""
 
 
-def _x509():
-    from cryptography import x509
-    return x509
-
-
 def load_certificates(pem_text):
     """The certificates of a PEM text, in order; SignatureError if none parse."""
-    x509 = _x509()
-    data = pem_text.encode("ascii", "replace") if isinstance(pem_text, str) else pem_text
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        return parse_pem_chain(pem_text)
     except ValueError as e:
-        raise SignatureError("signing certificate unreadable (%s)" % str(e).splitlines()[0][:80])
-    if not certs:
-        raise SignatureError("signing certificate unreadable (no certificate)")
-    return certs
+        raise SignatureError("signing certificate unreadable (%s)" % e)
 
 
 def load_roots(pattern):
@@ -62,57 +56,28 @@ def load_roots(pattern):
     return roots
 
 
-def _utc(cert, name):
-    """not_valid_before/after as an aware datetime (cryptography 41 lacks *_utc)."""
-    value = getattr(cert, name + "_utc", None)
-    if value is None:
-        import datetime
-        value = getattr(cert, name).replace(tzinfo=datetime.timezone.utc)
-    return value
-
-
-def _valid_now(cert, now):
-    return _utc(cert, "not_valid_before").timestamp() <= now <= \
-        _utc(cert, "not_valid_after").timestamp()
-
-
-def _is_ca(cert):
-    x509 = _x509()
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _issued_by(cert, issuer):
-    try:
-        cert.verify_directly_issued_by(issuer)
-        return True
-    except Exception:       # ValueError, TypeError, InvalidSignature: not its issuer
-        return False
-
-
 def check_chain(pem_text, roots, now=None):
     """The leaf certificate when pem_text chains to one of roots; else SignatureError."""
-    now = time.time() if now is None else now
+    now = datetime.datetime.fromtimestamp(time.time() if now is None else now,
+                                          datetime.timezone.utc)
     chain = load_certificates(pem_text)
     if not roots:
         raise SignatureError("no ManufacturerRootCertificate installed")
     for cert in chain:
-        if not _valid_now(cert, now):
+        if not in_validity(cert, now):
             raise SignatureError("certificate %s is not valid now (%s to %s)" % (
-                cert.subject.rfc4514_string()[:60], _utc(cert, "not_valid_before").date(),
-                _utc(cert, "not_valid_after").date()))
+                cert.subject.rfc4514_string()[:60], not_before(cert).date(),
+                not_after(cert).date()))
     current = chain[0]
     intermediates = chain[1:]
     for _ in range(len(chain) + 1):
         for root in roots:
-            if _issued_by(current, root):
-                if not (_valid_now(root, now) and _is_ca(root)):
+            if issued_by(current, root):
+                if not (in_validity(root, now) and is_ca(root)):
                     raise SignatureError("manufacturer root %s is expired or not a CA"
                                          % root.subject.rfc4514_string()[:60])
                 return chain[0]
-        step = next((c for c in intermediates if _is_ca(c) and _issued_by(current, c)), None)
+        step = next((c for c in intermediates if is_ca(c) and issued_by(current, c)), None)
         if step is None:
             break
         intermediates.remove(step)

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import tarfile
 import zlib
 
@@ -69,6 +70,17 @@ def release_files(source_dir):
                     continue
                 found.append(os.path.relpath(path, source_dir).replace(os.sep, "/"))
     return sorted(found)
+
+
+def copy_release(source_dir, dest_dir):
+    """Copy the release files of source_dir into dest_dir (a tree to build an
+    image from) -> their relative paths."""
+    files = release_files(source_dir)
+    for rel in files:
+        dest = os.path.join(dest_dir, *rel.split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copyfile(os.path.join(source_dir, rel), dest)
+    return files
 
 
 def build_image(source_dir, version, out, architecture=NOARCH, files=None):

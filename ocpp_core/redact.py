@@ -83,15 +83,31 @@ def _redact_escaped(text):
 
 _KEY_BEGIN = "-----BEGIN "
 _KEY_MARK = "PRIVATE KEY-----"
+_KEY_END = "-----END "
 KEY_MASK = "<private key not shown>"
 
 
-def mask_private_keys(text):
+def _key_end(text, mark):
+    """Index just past the "-----END ... PRIVATE KEY-----" line closing the key
+    block whose BEGIN line ends at `mark`; len(text) when none does."""
+    end = text.find(_KEY_END, mark)
+    while end >= 0:
+        label = end + len(_KEY_END)
+        close = text.find("-----", label)
+        if close < 0:
+            break
+        if text[label:close + 5].endswith(_KEY_MARK):
+            return close + 5
+        end = text.find(_KEY_END, label)
+    return len(text)
+
+
+def mask_private_keys(text, mask=KEY_MASK):
     """text with every PEM private key block ("-----BEGIN ... PRIVATE KEY-----"
-    to its END line) replaced by KEY_MASK. No OCPP message carries one (the
-    whitepaper's A02.FR.05 keeps keys on the station); this is the net under it,
-    for frames, log lines and tool output alike. An unterminated block is masked
-    to the end of the text."""
+    to its "-----END ... PRIVATE KEY-----" line) replaced by mask. No OCPP message
+    carries one (the whitepaper's A02.FR.05 keeps keys on the station); this is
+    the net under it, for frames, log lines, tool output and diagnostics bundles
+    alike. An unterminated block is masked to the end of the text."""
     if not isinstance(text, str) or _KEY_MARK not in text:
         return text
     out = []
@@ -102,12 +118,9 @@ def mask_private_keys(text):
         if begin < 0 or "-----" in text[begin + len(_KEY_BEGIN):mark]:
             mark = text.find(_KEY_MARK, mark + 1)
             continue
-        end = text.find("-----END ", mark)
-        close = text.find(_KEY_MARK, end) if end >= 0 else -1
-        stop = close + len(_KEY_MARK) if close >= 0 else len(text)
         out.append(text[done:begin])
-        out.append(KEY_MASK)
-        done = stop
+        out.append(mask)
+        done = _key_end(text, mark + len(_KEY_MARK))
         mark = text.find(_KEY_MARK, done)
     out.append(text[done:])
     return "".join(out)

@@ -54,6 +54,15 @@ def firmware(tmp_path):
 
 
 @pytest.fixture
+def upload_server():
+    """Real HTTP upload server on loopback (tests/support/upload_servers.py)."""
+    from tests.support.upload_servers import UploadServer
+    s = UploadServer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
 def raw_csms():
     s = RawCsms()
     yield s

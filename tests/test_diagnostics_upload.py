@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import os
-import queue
 import tarfile
 import time
 
@@ -17,7 +16,8 @@ import pytest
 
 from firmware.diagnostics import DiagnosticsUploader, RecentLog, classify, security_lines
 from firmware.events import TRANSFER
-from firmware.transfers import TransferError, TransferWorker, send
+from firmware.transfers import TransferError, send
+from tests.support.firmware_transfers import running_worker
 from tests.support.upload_servers import UploadServer, multipart_file
 from tests.test_transfers import ftp_base  # noqa: F401 (the pyftpdlib fixture)
 
@@ -30,20 +30,9 @@ NOW = time.time()
 
 
 @pytest.fixture
-def server():
-    s = UploadServer()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
 def worker():
-    events = queue.Queue()
-    w = TransferWorker(events)
-    w.start()
-    yield w
-    w.stop()
-    w.join(5)
+    with running_worker() as w:
+        yield w
 
 
 def recent_log():
@@ -96,11 +85,11 @@ def members(data):
                 for m in tar.getmembers() if m.isfile()}
 
 
-def test_http_put_bundle_with_no_secret_and_the_time_range(worker, tmp_path, server):
+def test_http_put_bundle_with_no_secret_and_the_time_range(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path)
-    r = run(up, server.base + "/put/", start=NOW - 60, stop=NOW + 60)
+    r = run(up, upload_server.base + "/put/", start=NOW - 60, stop=NOW + 60)
     assert r.ok and r.detail == {"tag": 1} and r.attempts == 1
-    files = members(server.stored["/put/CP-UP-1-diagnostics-20261203T100000Z.tar.gz"])
+    files = members(upload_server.stored["/put/CP-UP-1-diagnostics-20261203T100000Z.tar.gz"])
     assert {"README.txt", "versions.json", "status.json", "ocpp-configuration.json",
             "station.ini", "firmware.log", "ocpp-trace.txt"} <= set(files)
     for name, text in files.items():
@@ -114,51 +103,51 @@ def test_http_put_bundle_with_no_secret_and_the_time_range(worker, tmp_path, ser
     assert os.listdir(str(tmp_path / "data" / "diagnostics")) == []   # nothing left behind
 
 
-def test_without_a_range_every_line_is_there(worker, tmp_path, server):
+def test_without_a_range_every_line_is_there(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path)
-    assert run(up, server.base + "/put/").ok
-    files = members(next(iter(server.stored.values())))
+    assert run(up, upload_server.base + "/put/").ok
+    files = members(next(iter(upload_server.stored.values())))
     assert "old line" in files["firmware.log"]
 
 
-def test_a_server_that_refuses_put_gets_post_multipart(worker, tmp_path, server):
+def test_a_server_that_refuses_put_gets_post_multipart(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path)
-    assert run(up, server.base + "/form/").ok
+    assert run(up, upload_server.base + "/form/").ok
     path = "/form/CP-UP-1-diagnostics-20261203T100000Z.tar.gz"
-    assert server.hits[path] == 1        # one PUT, answered 405, then the POST
-    filename, content = multipart_file(server.stored[path], server.forms[path])
+    assert upload_server.hits[path] == 1        # one PUT, answered 405, then the POST
+    filename, content = multipart_file(upload_server.stored[path], upload_server.forms[path])
     assert filename == "CP-UP-1-diagnostics-20261203T100000Z.tar.gz"
     assert "README.txt" in members(content)
 
 
-def test_auth_failure_is_permission_denied_and_basic_auth_works(worker, tmp_path, server):
+def test_auth_failure_is_permission_denied_and_basic_auth_works(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path)
-    r = run(up, server.base + "/auth/")
+    r = run(up, upload_server.base + "/auth/")
     assert not r.ok and r.detail["failure"] == "PermissionDenied"
     assert r.detail["reason"].startswith("HTTP 401")
-    host = server.base.split("//", 1)[1]
+    host = upload_server.base.split("//", 1)[1]
     assert run(up, "http://op:s3cret@%s/auth/" % host).ok
 
 
-def test_404_is_an_upload_failure_after_every_attempt(worker, tmp_path, server):
+def test_404_is_an_upload_failure_after_every_attempt(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path)
-    r = run(up, server.base + "/nowhere/", attempts=2, interval=0.05)
+    r = run(up, upload_server.base + "/nowhere/", attempts=2, interval=0.05)
     assert not r.ok and r.attempts == 2
     assert r.detail["failure"] == "UploadFailure" and "HTTP 404" in r.detail["reason"]
 
 
-def test_a_stalled_server_times_out_then_the_retry_works(worker, tmp_path, server):
+def test_a_stalled_server_times_out_then_the_retry_works(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path, timeout=0.5)
-    r = run(up, server.base + "/stall/x.tar.gz", attempts=2, interval=0.05, name="x.tar.gz")
+    r = run(up, upload_server.base + "/stall/x.tar.gz", attempts=2, interval=0.05, name="x.tar.gz")
     assert r.ok and r.attempts == 2
-    assert server.hits["/stall/x.tar.gz"] == 2
+    assert upload_server.hits["/stall/x.tar.gz"] == 2
 
 
-def test_a_server_that_closes_early_fails_the_upload(worker, tmp_path, server):
+def test_a_server_that_closes_early_fails_the_upload(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path, timeout=2)
-    r = run(up, server.base + "/early/x.tar.gz", attempts=2, interval=0.05, name="x.tar.gz")
+    r = run(up, upload_server.base + "/early/x.tar.gz", attempts=2, interval=0.05, name="x.tar.gz")
     assert not r.ok and r.attempts == 2 and r.detail["failure"] == "UploadFailure"
-    assert server.hits["/early/x.tar.gz"] == 2
+    assert upload_server.hits["/early/x.tar.gz"] == 2
 
 
 def test_https_with_the_ca_bundle_and_refused_without(worker, tmp_path, tls_files):
@@ -184,7 +173,7 @@ def test_ftp_stor_passive_and_wrong_password(worker, tmp_path, ftp_base):  # noq
     assert "bad" not in r.detail["reason"]
 
 
-def test_security_log_between_the_timestamps_rotated_file_first(worker, tmp_path, server):
+def test_security_log_between_the_timestamps_rotated_file_first(worker, tmp_path, upload_server):
     logs = tmp_path / "data" / "logs"
     logs.mkdir(parents=True)
     (logs / "security.log.1").write_text(
@@ -195,28 +184,28 @@ def test_security_log_between_the_timestamps_rotated_file_first(worker, tmp_path
         'not json\n' % PASSWORD)
     up = uploader(worker, tmp_path)
     from ocpp_core.timestamps import parse_rfc3339
-    r = run(up, server.base + "/put/", kind="SecurityLog", op="log", name="s.log",
+    r = run(up, upload_server.base + "/put/", kind="SecurityLog", op="log", name="s.log",
             start=parse_rfc3339("2026-12-02T00:00:00Z"))
     assert r.ok
-    lines = server.stored["/put/s.log"].decode().splitlines()
+    lines = upload_server.stored["/put/s.log"].decode().splitlines()
     assert [json.loads(x)["type"] for x in lines] == ["ResetOrReboot", "SettingSystemTime"]
     assert json.loads(lines[1])["techInfo"] == "<redacted>"
     assert len(security_lines(str(tmp_path / "data"))) == 4      # no range: every line
 
 
-def test_an_absent_security_log_is_an_empty_upload(worker, tmp_path, server):
+def test_an_absent_security_log_is_an_empty_upload(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path)
-    assert run(up, server.base + "/put/", kind="SecurityLog", op="log", name="s.log").ok
-    assert server.stored["/put/s.log"] == b""
+    assert run(up, upload_server.base + "/put/", kind="SecurityLog", op="log", name="s.log").ok
+    assert upload_server.stored["/put/s.log"] == b""
 
 
-def test_a_cancelled_upload_stops_before_its_next_attempt(worker, tmp_path, server):
+def test_a_cancelled_upload_stops_before_its_next_attempt(worker, tmp_path, upload_server):
     up = uploader(worker, tmp_path)
     up.upload("diagnostics", {"tag": 7, "kind": "DiagnosticsLog", "name": "c.tar.gz",
-                              "location": server.base + "/nowhere/", "start": None,
+                              "location": upload_server.base + "/nowhere/", "start": None,
                               "stop": None, "attempts": 5, "interval": 30})
     deadline = time.monotonic() + 10
-    while server.hits.get("/nowhere/c.tar.gz") != 1 and time.monotonic() < deadline:
+    while upload_server.hits.get("/nowhere/c.tar.gz") != 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     up.cancel("diagnostics", 7)
     r = final(worker.events, "diagnostics", timeout=5)

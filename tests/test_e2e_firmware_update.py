@@ -8,7 +8,6 @@ never reaches BootNotification Accepted is rolled back."""
 import functools
 import http.server
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import time
 import pytest
 
 from firmware import __version__ as CHECKOUT_VERSION
-from firmware.images import build_image, release_files
+from firmware.images import build_image, copy_release
 from firmware.releases import Releases
 from ocpp_core.timestamps import format_utc
 from tests.support.firmware_process import ROOT
@@ -57,10 +56,7 @@ def make_image(version, out):
 def broken_image(tmp_path, version, out):
     """An image of a copy of this checkout whose firmware does not even compile."""
     copy = tmp_path / "broken-src"
-    for rel in release_files(ROOT):
-        dest = copy / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(os.path.join(ROOT, rel), str(dest))
+    copy_release(ROOT, str(copy))
     (copy / "firmware" / "__main__.py").write_text("this is not python (\n")
     build_image(str(copy), version, str(out))
 
@@ -122,10 +118,7 @@ def test_the_release_runs_its_own_code(ocpp_csms, firmware, http_dir, tmp_path):
     an image whose firmware/__init__.py prints where it was loaded from."""
     folder, base = http_dir
     copy = tmp_path / "src"
-    for rel in release_files(ROOT):
-        dest = copy / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(os.path.join(ROOT, rel), str(dest))
+    copy_release(ROOT, str(copy))
     with open(str(copy / "firmware" / "__init__.py"), "a") as f:
         f.write("\nimport logging as _l, ocpp_core as _o\n"
                 "print('LOADED firmware=%s ocpp_core=%s' % (__file__, _o.__file__), flush=True)\n")

@@ -6,7 +6,6 @@ the real uploader and servers."""
 
 import io
 import json
-import queue
 import re
 import tarfile
 import time
@@ -14,12 +13,11 @@ import time
 import pytest
 
 from firmware.diagnostics import DiagnosticsUploader
-from firmware.transfers import TransferWorker
 from ocpp_core.firmware_management.diagnostics import UploadInterface, uploads_done, uploads_of
 from ocpp_core.security.get_log import logs_of
 from tests.support.core_harness import FAST, Harness
 from tests.support.firmware_process import Bench, bench_port_of
-from tests.support.upload_servers import UploadServer
+from tests.support.firmware_transfers import running_worker
 
 DIAG = "DiagnosticsStatusNotification"
 LOG = "LogStatusNotification"
@@ -189,27 +187,16 @@ def test_get_log_to_an_unsupported_location_is_rejected(h, fake):
 # --- GetLog with the real uploader and servers -------------------------------------------------
 
 @pytest.fixture
-def server():
-    s = UploadServer()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
 def real(tmp_path):
     """The harness with the firmware's DiagnosticsUploader on a real TransferWorker."""
-    events = queue.Queue()
-    worker = TransferWorker(events)
-    worker.start()
     h = Harness(tmp_path / "data", config=FAST)
-    up = DiagnosticsUploader(worker, h.data_dir, "CP-TEST-1", timeout=5,
-                             secrets=lambda: ["Secret-Pass-777"])
-    uploads_of(h.cp).attach(up)
-    logs_of(h.cp).attach(up)
-    h.boot()
-    yield h, events
-    worker.stop()
-    worker.join(5)
+    with running_worker() as worker:
+        up = DiagnosticsUploader(worker, h.data_dir, "CP-TEST-1", timeout=5,
+                                 secrets=lambda: ["Secret-Pass-777"])
+        uploads_of(h.cp).attach(up)
+        logs_of(h.cp).attach(up)
+        h.boot()
+        yield h, worker.events
     h.check_clean()
 
 
@@ -224,30 +211,32 @@ def settle(h, events):
             return
 
 
-def test_get_log_security_log_uploaded(real, server, tmp_path):
+def test_get_log_security_log_uploaded(real, upload_server, tmp_path):
     h, events = real
     logs = tmp_path / "data" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     (logs / "security.log").write_text(
         '{"timestamp": "2026-11-23T10:00:00Z", "type": "FirmwareUpdated"}\n'
         '{"timestamp": "2026-11-24T09:30:00Z", "type": "InvalidCsmsCertificate"}\n')
-    answer = get_log(h, request_id=11, location=server.base + "/put/",
+    answer = get_log(h, request_id=11, location=upload_server.base + "/put/",
                      oldestTimestamp="2026-11-24T00:00:00Z",
                      latestTimestamp="2026-11-24T10:00:00Z")
     settle(h, events)
     assert h.payloads(LOG) == [{"status": "Uploading", "requestId": 11},
                                {"status": "Uploaded", "requestId": 11}]
-    lines = server.stored["/put/" + answer["filename"]].decode().splitlines()
+    lines = upload_server.stored["/put/" + answer["filename"]].decode().splitlines()
     assert [json.loads(x)["type"] for x in lines] == ["InvalidCsmsCertificate"]
 
 
-def test_get_log_diagnostics_log_uploaded_and_a_denied_one(real, server):
+def test_get_log_diagnostics_log_uploaded_and_a_denied_one(real, upload_server):
     h, events = real
-    answer = get_log(h, kind="DiagnosticsLog", request_id=12, location=server.base + "/form/")
+    answer = get_log(h, kind="DiagnosticsLog", request_id=12,
+                     location=upload_server.base + "/form/")
     settle(h, events)
     assert h.payloads(LOG)[-1] == {"status": "Uploaded", "requestId": 12}
-    assert server.forms["/form/" + answer["filename"]].startswith("multipart/form-data")
-    get_log(h, kind="DiagnosticsLog", request_id=13, location=server.base + "/auth/", retries=1)
+    assert upload_server.forms["/form/" + answer["filename"]].startswith("multipart/form-data")
+    get_log(h, kind="DiagnosticsLog", request_id=13, location=upload_server.base + "/auth/",
+            retries=1)
     settle(h, events)
     assert h.payloads(LOG)[-1] == {"status": "PermissionDenied", "requestId": 13}
 
@@ -270,12 +259,13 @@ def bundle_files(data):
                 for m in tar.getmembers() if m.isfile()}
 
 
-def test_tc_045_1_get_diagnostics(ocpp_csms, station, server):
-    answer = ocpp_csms.call("CP-TEST-1", "GetDiagnostics", {"location": server.base + "/put/"})
+def test_tc_045_1_get_diagnostics(ocpp_csms, station, upload_server):
+    answer = ocpp_csms.call("CP-TEST-1", "GetDiagnostics",
+                            {"location": upload_server.base + "/put/"})
     assert NAME.match(answer["fileName"]), answer
     assert ocpp_csms.wait_for(DIAG) == {"status": "Uploading"}
     assert ocpp_csms.wait_for(DIAG, timeout=30) == {"status": "Uploaded"}
-    files = bundle_files(server.stored["/put/" + answer["fileName"]])
+    files = bundle_files(upload_server.stored["/put/" + answer["fileName"]])
     assert json.loads(files["status.json"])["station"]["charge_point_id"] == "CP-TEST-1"
     assert "GetDiagnostics" in files["ocpp-trace.txt"]         # the request itself
     assert "BootNotification" in files["ocpp-trace.txt"]
@@ -286,13 +276,13 @@ def test_tc_045_1_get_diagnostics(ocpp_csms, station, server):
     assert "Traceback" not in station.log()
 
 
-def test_tc_045_2_get_diagnostics_upload_failed(ocpp_csms, station, server):
+def test_tc_045_2_get_diagnostics_upload_failed(ocpp_csms, station, upload_server):
     answer = ocpp_csms.call("CP-TEST-1", "GetDiagnostics", {
-        "location": server.base + "/nowhere/", "retries": 2, "retryInterval": 1})
+        "location": upload_server.base + "/nowhere/", "retries": 2, "retryInterval": 1})
     assert NAME.match(answer["fileName"])
     assert ocpp_csms.wait_for(DIAG) == {"status": "Uploading"}
     started = time.monotonic()
     assert ocpp_csms.wait_for(DIAG, timeout=30) == {"status": "UploadFailed"}
     assert time.monotonic() - started >= 0.9          # retryInterval between the 2 attempts
-    assert server.hits["/nowhere/" + answer["fileName"]] == 2
+    assert upload_server.hits["/nowhere/" + answer["fileName"]] == 2
     station.wait_log("failed (attempt 2 of 2): HTTP 404")

@@ -4,38 +4,25 @@ exact message order. The firmware's transfers are a recorder (FakeTransfers)
 or the real worker against a loopback HTTP server. End to end with the real
 firmware process: tests/test_e2e_firmware_update.py."""
 
-import http.server
-import queue
-import threading
 
 import pytest
 
 from firmware.images import build_image
-from firmware.transfers import FirmwareTransfers, TransferWorker
+from firmware.transfers import FirmwareTransfers
 from ocpp_core import firmware_management
 from ocpp_core.firmware_management.updates import MAX_WAIT_FOR_TRANSACTIONS
 from ocpp_core.station import StationProfile
 from ocpp_core.timestamps import format_utc
 from tests.support.core_harness import Harness
+from tests.support.file_server import FileServer
+from tests.support.firmware_transfers import (FakeTransfers, deliver_firmware_results,
+                                              running_worker)
+from tests.support.firmware_transfers import firmware_done as done
 
 FAST = {"MinimumStatusDuration": 0}
 TAG = "04A1B2C3"
 LOCATION = "ftp://op:secret@ftp.example.com/fw/image-9.9.9.tgz"
 FW = "FirmwareStatusNotification"
-
-
-class FakeTransfers(firmware_management.TransferInterface):
-    def __init__(self):
-        self.calls = []
-
-    def download(self, location, attempts, interval):
-        self.calls.append(("download", location, attempts, interval))
-
-    def install(self):
-        self.calls.append(("install",))
-
-    def activate(self, version):
-        self.calls.append(("activate", version))
 
 
 def wire(h, transfers, version="1.0.0"):
@@ -68,11 +55,6 @@ def update(h, location=LOCATION, in_s=0, **extra):
 
 def fw_statuses(h, since=0):
     return [p["status"] for p in h.payloads(FW, since)]
-
-
-def done(h, op, ok, detail=None):
-    h.cp.firmware.transfer_done(op, ok, detail)
-    h.pump()
 
 
 def triggered(h):
@@ -268,20 +250,6 @@ def test_the_wait_for_transactions_has_a_maximum(h, fake):
 
 
 # --- with the firmware's real worker and a loopback HTTP server ---------------------------------
-class _Files(http.server.BaseHTTPRequestHandler):
-    files = {}
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        data = self.files.get(self.path)
-        self.send_response(200 if data is not None else 404)
-        self.send_header("Content-Length", str(len(data or b"")))
-        self.end_headers()
-        self.wfile.write(data or b"")
-
-
 @pytest.fixture
 def served(tmp_path):
     src = tmp_path / "src"
@@ -289,40 +257,22 @@ def served(tmp_path):
     (src / "firmware" / "__init__.py").write_text("")
     build_image(str(src), "9.9.9", str(tmp_path / "good.img"))
     good = (tmp_path / "good.img").read_bytes()
-    _Files.files = {"/good.img": good, "/bad.img": good[:len(good) // 2]}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
-    yield "http://127.0.0.1:%d" % server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    server = FileServer({"/good.img": good, "/bad.img": good[:len(good) // 2]})
+    yield server.base
+    server.stop()
 
 
 def run_with_worker(tmp_path, location):
     h = Harness(tmp_path / "data", config=FAST)
-    events = queue.Queue()
-    worker = TransferWorker(events)
-    worker.start()
-    try:
+    with running_worker() as worker:
         wire(h, FirmwareTransfers(worker, str(tmp_path / "data"), timeout=5))
         h.boot()
         m = h.mark()
         update(h, location=location, retries=1)
         h.advance(0)
-        for _ in range(3):      # download, check, activation
-            try:
-                event = events.get(timeout=10)
-            except queue.Empty:
-                break
-            h.cp.firmware.transfer_done(event.value.op, event.value.ok, event.value.detail)
-            h.pump()
-            if h.cp.firmware.update is None:
-                break
+        deliver_firmware_results(h, worker.events, 3)     # download, check, activation
         h.check_clean()
         return fw_statuses(h, m)
-    finally:
-        worker.stop()
-        worker.join(5)
 
 
 def test_tc_044_1_real_download_and_image_check(tmp_path, served):

@@ -70,7 +70,9 @@ def test_a_critical_event_is_journaled_and_survives_a_power_cut_while_offline(tm
     h.check_clean()
 
 
-def test_critical_events_wait_in_order_with_the_transaction_messages(h):
+def reboot_event_in_an_offline_session_end(h):
+    """A session that ends offline with a critical event (ResetOrReboot) before its
+    StopTransaction; then online again for a second. -> the mark before it."""
     h.boot()
     h.plug()
     h.tap("04A1B2C3")
@@ -82,6 +84,11 @@ def test_critical_events_wait_in_order_with_the_transaction_messages(h):
     m = h.mark()
     h.connect()
     h.advance(1)
+    return m
+
+
+def test_critical_events_wait_in_order_with_the_transaction_messages(h):
+    m = reboot_event_in_an_offline_session_end(h)
     order = [a for a, _ in h.sent(since=m) if a in (SEN, "StopTransaction")]
     assert order == [SEN, "StopTransaction"]
     assert sent_types(h, m) == ["ResetOrReboot"]
@@ -241,17 +248,7 @@ def test_a_failing_log_medium_never_raises(tmp_path, h):
 
 def test_a_csms_without_the_security_extension_does_not_hold_the_queue(h):
     h.call_errors[SEN] = "NotImplemented"
-    h.boot()
-    h.plug()
-    h.tap("04A1B2C3")
-    h.pump()
-    h.disconnect()
-    emit(h, "ResetOrReboot", "restart (Hard)")
-    h.unplug()
-    h.pump()
-    m = h.mark()
-    h.connect()
-    h.advance(1)
+    m = reboot_event_in_an_offline_session_end(h)
     assert [a for a, _ in h.sent(since=m) if a in (SEN, "StopTransaction")] == \
         [SEN, "StopTransaction"]        # set aside at once, the Stop follows
     assert h.cp.journal.pending_count() == 0 and h.cp.journal.set_aside_count() == 1

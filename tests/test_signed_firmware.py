@@ -8,12 +8,9 @@ loopback HTTP server. Also tools.make_image --signing-key."""
 import base64
 import datetime
 import glob
-import http.server
 import os
-import queue
 import subprocess
 import sys
-import threading
 
 import pytest
 from cryptography import x509
@@ -26,12 +23,15 @@ from firmware.firmware_signature import (MANUFACTURER_ROOTS, FirmwareSignatures,
                                          load_certificates, sign_file, verify_file)
 from firmware.images import build_image
 from firmware.releases import Releases
-from firmware.transfers import FirmwareTransfers, TransferWorker
-from ocpp_core import firmware_management
+from firmware.transfers import FirmwareTransfers
 from ocpp_core.security.signed_update import SignatureInterface
 from ocpp_core.timestamps import format_utc
 from tests.support.core_harness import FAST, Harness
+from tests.support.file_server import FileServer
 from tests.support.security_wiring import MemoryLog, secure
+from tests.support.firmware_transfers import (FakeTransfers, deliver_firmware_results,
+                                              running_worker)
+from tests.support.firmware_transfers import firmware_done as done
 
 SFW = "SignedFirmwareStatusNotification"
 SEN = "SecurityEventNotification"
@@ -119,20 +119,6 @@ def test_ecdsa_and_rsa_signatures_over_the_file(tmp_path, pki):
 
 
 # --- the engine with fake checks: the status sequence and requestId ----------------------------
-class FakeTransfers(firmware_management.TransferInterface):
-    def __init__(self):
-        self.calls = []
-
-    def download(self, location, attempts, interval):
-        self.calls.append(("download", location))
-
-    def install(self):
-        self.calls.append(("install",))
-
-    def activate(self, version):
-        self.calls.append(("activate", version))
-
-
 class FakeSignatures(SignatureInterface):
     def __init__(self):
         self.certificate_problem = None
@@ -170,11 +156,6 @@ def signed_request(h, location="http://fw.example.com/9.9.9.img", request_id=42,
 
 def statuses(h, since=0):
     return [p["status"] for p in h.payloads(SFW, since)]
-
-
-def done(h, op, ok, detail=None):
-    h.cp.firmware.transfer_done(op, ok, detail)
-    h.pump()
 
 
 def test_tc_080_signed_update_to_installed_with_request_id(tmp_path):
@@ -277,20 +258,6 @@ def test_rejected_without_signature_checks(tmp_path):
 
 
 # --- end to end: the real worker, real checks, a loopback HTTP server --------------------------
-class _Files(http.server.BaseHTTPRequestHandler):
-    files = {}
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        data = self.files.get(self.path)
-        self.send_response(200 if data is not None else 404)
-        self.send_header("Content-Length", str(len(data or b"")))
-        self.end_headers()
-        self.wfile.write(data or b"")
-
-
 @pytest.fixture
 def served(tmp_path, pki):
     src = tmp_path / "src"
@@ -301,23 +268,16 @@ def served(tmp_path, pki):
     good = image.read_bytes()
     flipped = bytearray(good)
     flipped[len(flipped) // 2] ^= 0x01
-    _Files.files = {"/good.img": good, "/flipped.img": bytes(flipped)}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
-    yield "http://127.0.0.1:%d" % server.server_address[1], sign_file(str(image), pki.key)
-    server.shutdown()
-    server.server_close()
+    server = FileServer({"/good.img": good, "/flipped.img": bytes(flipped)})
+    yield server.base, sign_file(str(image), pki.key)
+    server.stop()
 
 
 def run_signed(tmp_path, pki, location, signature, certificate):
     data = str(tmp_path / "data")
     h = Harness(data, config=FAST)
     pki.install_root(data)
-    events = queue.Queue()
-    worker = TransferWorker(events)
-    worker.start()
-    try:
+    with running_worker() as worker:
         transfers = FirmwareTransfers(worker, data, timeout=5)
         h.cp.firmware.attach(transfers)
         secure(h, MemoryLog(), FirmwareSignatures(worker, data, transfers.image))
@@ -327,20 +287,10 @@ def run_signed(tmp_path, pki, location, signature, certificate):
             "location": location, "retrieveDateTime": format_utc(h.clock.now()),
             "signingCertificate": certificate, "signature": signature}})
         h.advance(0)
-        for _ in range(4):      # download, signature, image check, activation
-            if h.cp.firmware.update is None:
-                break
-            try:
-                event = events.get(timeout=10)
-            except queue.Empty:
-                break
-            h.cp.firmware.transfer_done(event.value.op, event.value.ok, event.value.detail)
-            h.pump()
+        # download, signature, image check, activation
+        deliver_firmware_results(h, worker.events, 4)
         h.check_clean()
         return answer["status"], statuses(h, m), [p["type"] for p in h.payloads(SEN, m)], h
-    finally:
-        worker.stop()
-        worker.join(5)
 
 
 def test_tc_080_real_download_signature_verified(tmp_path, pki, served):

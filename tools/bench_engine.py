@@ -40,7 +40,7 @@ from ocpp_core.rpc import CENTRAL_SYSTEM, CHARGE_POINT, RpcEndpoint
 from ocpp_core.station import StationInterface, StationProfile
 from ocpp_core.store import Store
 from ocpp_core.timestamps import format_utc
-from tools.bench_stats import summary
+from tools.bench_stats import filesystem_of, summary
 
 CACHED_TAG = "04A1B2C3"        # known to the authorization cache (case a, b, c)
 UNKNOWN_TAG = "0BADC0DE"       # the CSMS answers Invalid: nothing starts (plain case)
@@ -54,25 +54,6 @@ now_ns = time.perf_counter_ns
 def summary_us(samples_ns):
     """(p50, p99, max) in microseconds."""
     return summary(samples_ns, 1e3)
-
-
-def filesystem_of(path):
-    """(mount point, type) of the file system holding path, from /proc/mounts."""
-    path = os.path.realpath(path)
-    best = ("?", "?")
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount = parts[1].replace("\\040", " ")
-                inside = path == mount or path.startswith(mount.rstrip("/") + "/")
-                if inside and len(mount) >= len(best[0] if best[0] != "?" else ""):
-                    best = (mount, parts[2])
-    except OSError:
-        pass
-    return best
 
 
 class TimedStore(Store):

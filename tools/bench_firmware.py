@@ -36,13 +36,12 @@ import threading
 import time
 
 from hal_mocks.bench import bench_request
-from ocpp_core.timestamps import format_utc
 from tools.bench_stats import summary
+from tools.loopback_csms import LoopbackServer, accepting_answer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CP_ID = "CP-BENCH-PERF"
 ID_TAG = "04A1B2C3"
-SUBPROTOCOL = "ocpp1.6"
 WARMUP_CALLS = 20
 WAIT = 15.0                     # s; the longest any single expected event may take
 
@@ -80,28 +79,21 @@ class MiniCsms:
         self._next_tx = 1
         self._next_id = 0
         self._server = None
-        self._accept = None
         self.port = None
 
     def start(self):
-        from websockets.sync.server import serve
-        self._server = serve(self._serve, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL],
-                             compression=None, ping_interval=None, max_size=None)
-        self.port = self._server.socket.getsockname()[1]
-        self._accept = threading.Thread(target=self._server.serve_forever, name="csms-accept",
-                                        daemon=True)
-        self._accept.start()
+        self._server = LoopbackServer(self._serve, "csms-accept")
+        self.port = self._server.start().port
         return self
 
     @property
     def url(self):
-        return "ws://127.0.0.1:%d/ocpp" % self.port
+        return self._server.url
 
     def stop(self):
         if self._server is None:
             return
-        self._server.shutdown()
-        self._accept.join(5)
+        self._server.stop()
         with self._cond:
             conn = self._conn
         if conn is not None:
@@ -148,25 +140,12 @@ class MiniCsms:
                 self._cond.notify_all()
 
     def _answer(self, action, payload):
-        now = format_utc(time.time())
-        if action == "BootNotification":
-            return {"status": "Accepted", "currentTime": now, "interval": 300}
-        if action == "Heartbeat":
-            return {"currentTime": now}
-        if action == "Authorize":
-            return {"idTagInfo": {"status": "Accepted"}}
-        if action == "StartTransaction":
-            with self._cond:
-                tx, self._next_tx = self._next_tx, self._next_tx + 1
-            return {"transactionId": tx, "idTagInfo": {"status": "Accepted"}}
-        if action == "StopTransaction":
-            return {"idTagInfo": {"status": "Accepted"}} if "idTag" in payload else {}
-        if action == "DataTransfer":
-            return {"status": "UnknownVendorId"}
-        if action in ("StatusNotification", "MeterValues", "DiagnosticsStatusNotification",
-                      "FirmwareStatusNotification"):
-            return {}
-        return None
+        return accepting_answer(action, payload, self._new_transaction)
+
+    def _new_transaction(self):
+        with self._cond:
+            tx, self._next_tx = self._next_tx, self._next_tx + 1
+        return tx
 
     # --- the programmatic side ------------------------------------------------------------
     def mark(self):

@@ -35,6 +35,7 @@ import time
 from ocpp_core.clock import Clock
 from ocpp_core.journal import Journal
 from ocpp_core.store import Store
+from tools.bench_stats import filesystem_of
 
 CONFIG = {"TransactionMessageAttempts": 3, "TransactionMessageRetryInterval": 60,
           "StopTransactionMaxMeterValues": 50}
@@ -58,25 +59,6 @@ def io_counters():
     except (OSError, ValueError):
         return 0, 0
     return out.get("wchar", 0), out.get("write_bytes", 0)
-
-
-def filesystem_of(path):
-    """The type of the file system holding path (from /proc/mounts), or '?'."""
-    path = os.path.realpath(path)
-    best, kind = "", "?"
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount = parts[1].replace("\\040", " ")
-                if (path == mount or path.startswith(mount.rstrip("/") + "/")) \
-                        and len(mount) >= len(best):
-                    best, kind = mount, parts[2]
-    except OSError:
-        pass
-    return kind
 
 
 class FakeRpc:
@@ -227,7 +209,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     b = Bench(args.dir)
-    kind = filesystem_of(b.dir)
+    kind = filesystem_of(b.dir)[1]
     try:
         b.run(args.n)
         print("journal on %s (%s), n=%d" % (b.dir, kind, args.n))

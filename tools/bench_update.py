@@ -27,9 +27,10 @@ import tempfile
 import threading
 import time
 
-from firmware.images import build_image, release_files
+from firmware.images import build_image, copy_release
 from ocpp_core.timestamps import format_utc
 from tools.bench_firmware import ROOT, FirmwareProcess, MiniCsms, stats_ms
+from tools.bench_stats import http_base, serve_http, stop_http
 
 FW = "FirmwareStatusNotification"
 CALL = ("GetConfiguration", {"key": ["HeartbeatInterval", "MeterValueSampleInterval"]})
@@ -37,11 +38,7 @@ CALL = ("GetConfiguration", {"key": ["HeartbeatInterval", "MeterValueSampleInter
 
 def make_image(scratch, version, size_mib):
     src = os.path.join(scratch, "src-" + version)
-    files = release_files(ROOT)
-    for rel in files:
-        dest = os.path.join(src, rel)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(os.path.join(ROOT, rel), dest)
+    files = copy_release(ROOT, src)
     pad = "tools/padding.bin"       # incompressible: the image is as large as asked
     with open(os.path.join(src, pad), "wb") as f:
         f.write(os.urandom(size_mib * 1024 * 1024))
@@ -137,10 +134,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     scratch = tempfile.mkdtemp(prefix="bench-update-")
     csms = MiniCsms().start()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
-    base = "http://127.0.0.1:%d" % server.server_address[1]
+    server = serve_http(_Files)
+    base = http_base(server)
     fw = None
     try:
         t = time.monotonic()
@@ -186,8 +181,7 @@ def main(argv=None):
     finally:
         if fw is not None:
             fw.kill()
-        server.shutdown()
-        server.server_close()
+        stop_http(server)
         csms.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -23,6 +23,7 @@ import time
 
 from tools.bench_firmware import (MIX, TARGET_CALL_P99_MS, WARMUP_CALLS, FirmwareProcess,
                                   MiniCsms, stats_ms)
+from tools.bench_stats import http_base, serve_http, stop_http
 
 DIAG = "DiagnosticsStatusNotification"
 
@@ -50,12 +51,8 @@ class _SlowHandler(http.server.BaseHTTPRequestHandler):
 
 
 def slow_server(rate):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
-    httpd.daemon_threads = True
-    httpd.rate, httpd.uploads, httpd.lock = rate, [], threading.Lock()
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
-    return httpd
+    return serve_http(_SlowHandler, daemon_threads=True, rate=rate, uploads=[],
+                      lock=threading.Lock())
 
 
 def timed_calls(csms, n, between=None):
@@ -93,7 +90,7 @@ def main(argv=None):
                        predicate=lambda q: q["connectorId"] == 1)
         time.sleep(1.0)         # the start-up settles
         baseline = timed_calls(csms, args.calls)
-        location = "http://127.0.0.1:%d/diag/" % server.server_address[1]
+        location = http_base(server) + "/diag/"
         state = {"mark": csms.mark(), "asked": 0, "ended": 0}
         t_start = time.monotonic()
 
@@ -125,8 +122,7 @@ def main(argv=None):
         if fw is not None:
             fw.kill()
         csms.stop()
-        server.shutdown()
-        server.server_close()
+        stop_http(server)
         shutil.rmtree(scratch, ignore_errors=True)
     b50, b99, bmax = stats_ms(baseline)
     d50, d99, dmax = stats_ms(during)

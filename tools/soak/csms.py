@@ -17,16 +17,14 @@ import socket
 import threading
 import time
 
-from ocpp_core.timestamps import format_utc
+from tools.loopback_csms import EMPTY_ANSWERS, LoopbackServer, accepting_answer
 
-SUBPROTOCOL = "ocpp1.6"
 TX_ACTIONS = ("StartTransaction", "MeterValues", "StopTransaction")
 TEXT_KEPT = 300          # characters of a frame kept in the log (frames go up to 1 MiB)
 
 # Station CALLs that are answered with an empty object.
-_EMPTY = ("StatusNotification", "MeterValues", "DiagnosticsStatusNotification",
-          "FirmwareStatusNotification", "SecurityEventNotification", "LogStatusNotification",
-          "SignedFirmwareStatusNotification")
+_EMPTY = EMPTY_ANSWERS + ("SecurityEventNotification", "LogStatusNotification",
+                          "SignedFirmwareStatusNotification")
 
 
 def start_key(payload):
@@ -47,31 +45,23 @@ class SoakCsms:
         self._starts = {}            # start_key -> transactionId already given
         self._next_id = 0
         self._server = None
-        self._thread = None
         self.port = None
         self.connected = threading.Condition(self._lock)
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self):
-        from websockets.sync.server import serve
-        self._server = serve(self._serve, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL],
-                             compression=None, ping_interval=None, max_size=None,
-                             process_request=self._gate)
-        self.port = self._server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="soak-csms",
-                                        daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(self._serve, "soak-csms", process_request=self._gate)
+        self.port = self._server.start().port
         return self
 
     @property
     def url(self):
-        return "ws://127.0.0.1:%d/ocpp" % self.port
+        return self._server.url
 
     def stop(self):
         if self._server is None:
             return
-        self._server.shutdown()
-        self._thread.join(5)
+        self._server.stop()
         self.abort()
         self._server = None
 
@@ -247,27 +237,16 @@ class SoakCsms:
             self.send(json.dumps([3, msg[1], answer]), conn=me)
 
     def _answer(self, action, payload):
-        now = format_utc(time.time())
-        if action == "BootNotification":
-            return {"status": "Accepted", "currentTime": now, "interval": 300}
-        if action == "Heartbeat":
-            return {"currentTime": now}
-        if action == "Authorize":
-            return {"idTagInfo": {"status": "Accepted"}}
-        if action == "StartTransaction":
-            key = start_key(payload)
-            with self._lock:      # the same message again gets the same transaction
-                tx = self._starts.get(key)
-                if tx is None:
-                    tx, self._next_tx = self._next_tx, self._next_tx + 1
-                    self._starts[key] = tx
-            return {"transactionId": tx, "idTagInfo": {"status": "Accepted"}}
-        if action == "StopTransaction":
-            return {"idTagInfo": {"status": "Accepted"}} if "idTag" in payload else {}
-        if action == "DataTransfer":
-            return {"status": "UnknownVendorId"}
         if action == "SignCertificate":
             return {"status": "Rejected"}
-        if action in _EMPTY:
-            return {}
-        return None
+        return accepting_answer(action, payload, lambda: self._transaction_id(payload), _EMPTY)
+
+    def _transaction_id(self, payload):
+        """The same StartTransaction again gets the same transaction."""
+        key = start_key(payload)
+        with self._lock:
+            tx = self._starts.get(key)
+            if tx is None:
+                tx, self._next_tx = self._next_tx, self._next_tx + 1
+                self._starts[key] = tx
+        return tx
