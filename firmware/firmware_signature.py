@@ -73,7 +73,9 @@ def check_chain(pem_text, roots, now=None):
     for _ in range(len(chain) + 1):
         for root in roots:
             if issued_by(current, root):
-                if not (in_validity(root, now) and is_ca(root)):
+                # an installed root is a trust anchor: as the store accepted it
+                # (a v1 root without basicConstraints), only "not a CA" refuses it
+                if not (in_validity(root, now) and is_ca(root, unmarked=True)):
                     raise SignatureError("manufacturer root %s is expired or not a CA"
                                          % root.subject.rfc4514_string()[:60])
                 return chain[0]

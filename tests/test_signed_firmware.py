@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from firmware.certificates import CertificateStore
-from firmware.firmware_signature import (MANUFACTURER_ROOTS, FirmwareSignatures, check_chain,
-                                         load_certificates, sign_file, verify_file)
+from firmware.firmware_signature import (MANUFACTURER_ROOTS, FirmwareSignatures, SignatureError,
+                                         check_chain, load_certificates, sign_file,
+                                         verify_file)
 from firmware.images import build_image
 from firmware.releases import Releases
 from firmware.transfers import FirmwareTransfers
@@ -43,7 +44,8 @@ def _name(cn):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_cert(subject, key, issuer=None, issuer_key=None, ca=False, days=(-1, 30)):
+def make_cert(subject, key, issuer=None, issuer_key=None, ca=False, days=(-1, 30),
+              constraints=True):
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder()
                .subject_name(_name(subject))
@@ -51,8 +53,10 @@ def make_cert(subject, key, issuer=None, issuer_key=None, ca=False, days=(-1, 30
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now + datetime.timedelta(days=days[0]))
-               .not_valid_after(now + datetime.timedelta(days=days[1]))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+               .not_valid_after(now + datetime.timedelta(days=days[1])))
+    if constraints:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None),
+                                        critical=True)
     return builder.sign(issuer_key or key, hashes.SHA256())
 
 
@@ -92,6 +96,21 @@ def pki():
 
 
 # --- the signature checks alone --------------------------------------------------------------
+def test_a_root_without_basic_constraints_is_a_trust_anchor_as_the_store_says(tmp_path, pki):
+    """The store installs a v1 root (no basicConstraints); the signature check
+    accepts what chains to it, and still refuses a root marked "not a CA"."""
+    v1_key = ec.generate_private_key(ec.SECP256R1())
+    v1_root = make_cert("V1 Root", v1_key, constraints=False)
+    signer = make_cert("Firmware Signing", pki.key, "V1 Root", v1_key)
+    store = CertificateStore(str(tmp_path / "certs"), "CP-TEST-1")
+    assert store.install_root("ManufacturerRootCertificate", pem(v1_root), 20)[0] == "Accepted"
+    assert check_chain(pem(signer), [v1_root]).subject == signer.subject
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    not_ca = make_cert("Not A CA", leaf_key, ca=False)
+    with pytest.raises(SignatureError, match="not a CA"):
+        check_chain(pem(make_cert("Firmware Signing", pki.key, "Not A CA", leaf_key)), [not_ca])
+
+
 def test_check_chain(pki):
     assert check_chain(pem(pki.cert), [pki.root]).subject == pki.cert.subject
     for bad, why in ((pem(pki.other_cert), "not issued by an installed"),
