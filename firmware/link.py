@@ -17,7 +17,9 @@ subprotocol_accepted, effective_password) so that `tools.diag csms` makes
 exactly the firmware's request.
 
 Security: the basic-auth password (the AuthorizationKey) is never logged and is
-scrubbed from every reason string; settings print without it.
+scrubbed, in every form it is sent in, from every reason string; settings print
+without it. A password of 32..40 hex digits is sent as the bytes it represents
+(basic_auth_password: the reading of whitepaper 7.2 and the OCTT's TC_085_CS).
 
 Security profiles (whitepaper "Improved security for OCPP 1.6-J" ed. 3, 2.1-2.5):
 with settings.security_profile None the link is what it always was (the URL's
