@@ -14,6 +14,7 @@ from websockets.http11 import Response
 from websockets.datastructures import Headers
 
 from firmware.link import basic_auth_token, build_url, is_hex_password, request_headers
+from tests.test_diag_csms import csms_factory  # noqa: F401 - fixture
 from tests.test_link import (  # noqa: F401 - fixtures
     CP_ID, PASSWORD, links, next_event, no_proxy_env, password_never_logged, servers, wait_for,
 )
@@ -130,3 +131,25 @@ def test_tc_073_cs_update_the_basic_auth_password_twice(ocpp_csms, firmware):
     for secret in (FIRST,) + KEYS:
         assert secret not in log
         assert binascii.hexlify(secret.encode()).decode().upper() not in log
+
+
+# --- tools.diag csms makes the firmware's request, the fall back included ----------------------
+
+def test_diag_csms_check_decodes_a_hex_key_and_falls_back_as_the_firmware(tmp_path,
+                                                                          csms_factory):
+    from tests.test_diag_csms import CP_ID as DIAG_ID, run, write_ini
+    plain = "diag-check-pass-17"
+    hex_key = binascii.hexlify(plain.encode()).decode()
+    conformant = csms_factory(password=plain)        # checks the decoded bytes
+    code, text = run(["--config", write_ini(tmp_path, conformant.url(), password=hex_key),
+                      "csms"])
+    assert code == 0, text
+    assert [h.get("Authorization") for _, h in conformant.requests] == [
+        header(DIAG_ID, plain.encode())]
+    assert "as written" not in text and plain not in text and hex_key not in text
+    literal = csms_factory(password=hex_key)         # wants the digits themselves
+    code, text = run(["--config", write_ini(tmp_path, literal.url(), password=hex_key), "csms"])
+    assert code == 0, text
+    assert [h.get("Authorization") for _, h in literal.requests] == [
+        header(DIAG_ID, plain.encode()), header(DIAG_ID, hex_key.encode())]
+    assert "took the hex AuthorizationKey as written" in text and hex_key not in text
