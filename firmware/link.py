@@ -544,9 +544,12 @@ class CsmsLink:
         password = self._password if profile is None or profile < 3 else None
         as_written = self._as_written
         headers = request_headers(s.charge_point_id, password, as_written)
-        log.info("connecting to %s (attempt %d, %s%s)", url, self._attempts,
-                 ("basic auth, the hex key as written" if as_written and is_hex_password(password)
-                  else "basic auth") if password else "no auth" if profile != 3 else "client certificate",
+        if password:
+            how = ("basic auth, the hex key as written" if as_written and is_hex_password(password)
+                   else "basic auth")
+        else:
+            how = "no auth" if profile != 3 else "client certificate"
+        log.info("connecting to %s (attempt %d, %s%s)", url, self._attempts, how,
                  "" if profile is None else ", security profile %d" % profile)
         try:
             sslopt = self._sslopt(profile)

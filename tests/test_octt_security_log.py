@@ -74,7 +74,7 @@ def test_tc_079_cs_get_security_log(ocpp_csms, firmware, tmp_path, upload_server
     no_traceback(fw)
 
 
-# --- ExtendedTriggerMessage(LogStatusNotification), in process ------------------------------------
+# --- ExtendedTriggerMessage(LogStatusNotification), in process ---------------------------------
 
 @pytest.fixture
 def h(tmp_path):
@@ -110,7 +110,7 @@ def test_triggered_log_status_is_idle_then_uploading_with_the_request_id(h):
     assert trigger_log_status(h) == [{"status": "Idle"}]
 
 
-# --- the technician's tool: show and clear ---------------------------------------------------------
+# --- the technician's tool: show and clear ------------------------------------------------------
 
 def test_security_log_show_and_clear_raise_security_log_was_cleared(ocpp_csms, firmware,
                                                                      tmp_path):

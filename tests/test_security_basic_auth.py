@@ -16,7 +16,7 @@ from websockets.datastructures import Headers
 from firmware.link import basic_auth_token, build_url, is_hex_password, request_headers
 from tests.test_diag_csms import csms_factory  # noqa: F401 - fixture
 from tests.test_link import (  # noqa: F401 - fixtures
-    CP_ID, PASSWORD, links, next_event, no_proxy_env, password_never_logged, servers, wait_for,
+    CP_ID, PASSWORD, links, next_event, no_proxy_env, password_never_logged, servers,
 )
 
 BINARY = bytes(range(0xEC, 0x100))            # 20 bytes, not UTF-8: the advised kind
