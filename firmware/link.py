@@ -134,7 +134,8 @@ def effective_password(configured, authorization_key):
 # "Basic base64(<ChargePointId>:<configured password, non hex representation>)"
 # and TC_073_CS has the CSMS send "the hex encoded representation" in
 # ChangeConfiguration. Reading chosen (as the OCTT test case document, SteVe's
-# fix of its issue 1895, EVerest's isHexNotation and the ocpp-cp-simulator):
+# fix of its issue 1895 and ocpp-cp-simulator's of its issue 260; EVerest
+# libocpp's isHexNotation decodes any even-length hex string):
 #   32..40 hexadecimal digits, an even number -> the 16..20 bytes they represent;
 #   anything else (16..20 characters above all) -> the text itself, UTF-8.
 # Compatibility (stations and CSMSs that used a 32..40 digit key as written, as
