@@ -17,7 +17,9 @@ subprotocol_accepted, effective_password) so that `tools.diag csms` makes
 exactly the firmware's request.
 
 Security: the basic-auth password (the AuthorizationKey) is never logged and is
-scrubbed from every reason string; settings print without it.
+scrubbed, in every form it is sent in, from every reason string; settings print
+without it. A password of 32..40 hex digits is sent as the bytes it represents
+(basic_auth_password: the reading of whitepaper 7.2 and the OCTT's TC_085_CS).
 
 Security profiles (whitepaper "Improved security for OCPP 1.6-J" ed. 3, 2.1-2.5):
 with settings.security_profile None the link is what it always was (the URL's
@@ -125,19 +127,68 @@ def effective_password(configured, authorization_key):
     return authorization_key or configured
 
 
-def basic_auth_token(charge_point_id, password):
+# How the configured password becomes the Basic auth password. The security
+# whitepaper ed. 3 (7.2 AuthorizationKey, A00.FR.205) defines the key as "minimal
+# length: 16 bytes ... Hexadecimal represented (20 bytes maximum, represented as a
+# string of up to 40 hexadecimal digits)"; the OCTT's TC_085_CS expects the header
+# "Basic base64(<ChargePointId>:<configured password, non hex representation>)"
+# and TC_073_CS has the CSMS send "the hex encoded representation" in
+# ChangeConfiguration. Reading chosen (as the OCTT test case document, SteVe's
+# fix of its issue 1895 and ocpp-cp-simulator's of its issue 260; EVerest
+# libocpp's isHexNotation decodes any even-length hex string):
+#   32..40 hexadecimal digits, an even number -> the 16..20 bytes they represent;
+#   anything else (16..20 characters above all) -> the text itself, UTF-8.
+# Compatibility (stations and CSMSs that used a 32..40 digit key as written, as
+# this firmware did before): when the CSMS refuses the decoded form with HTTP
+# 401/403 the link tries the key as written, and keeps whichever was accepted
+# (CsmsLink._attempt). OCPP 2.0.1's BasicAuthPassword is the same 16..40 range.
+HEX_PASSWORD_MIN, HEX_PASSWORD_MAX = 32, 40
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def is_hex_password(password):
+    """True when the whitepaper's hexadecimal representation is read."""
+    return (isinstance(password, str) and HEX_PASSWORD_MIN <= len(password) <= HEX_PASSWORD_MAX
+            and len(password) % 2 == 0 and all(c in _HEX for c in password))
+
+
+def basic_auth_password(password, as_written=False):
+    """The bytes after "<id>:" in the Basic credentials (see the reading above);
+    as_written: the key's text even when it is hexadecimal (the fall back)."""
+    if isinstance(password, bytes):
+        return password
+    if is_hex_password(password) and not as_written:
+        return bytes.fromhex(password)
+    return password.encode("utf-8")
+
+
+def basic_auth_token(charge_point_id, password, as_written=False):
     """The credentials of the Authorization header: base64 of "<id>:<password>"."""
-    userpass = "%s:%s" % (charge_point_id, password)
-    return base64.b64encode(userpass.encode("utf-8")).decode("ascii")
+    userpass = charge_point_id.encode("utf-8") + b":" + basic_auth_password(password, as_written)
+    return base64.b64encode(userpass).decode("ascii")
 
 
-def request_headers(charge_point_id, password):
+def password_secrets(charge_point_id, password):
+    """Every form of the password that must never appear in a log line."""
+    if not password:
+        return ()
+    out = [password]
+    for as_written in (False, True):
+        raw = basic_auth_password(password, as_written)
+        text = raw.decode("utf-8", "replace")
+        out += [basic_auth_token(charge_point_id, password, as_written),
+                "%s:%s" % (charge_point_id, text), text]
+    return tuple(dict.fromkeys(s for s in out if s))
+
+
+def request_headers(charge_point_id, password, as_written=False):
     """The upgrade request's extra headers. The subprotocol goes in as a plain
     header (the same request as subprotocols=["ocpp1.6"]) so that the caller
     sees what the CSMS answered instead of websocket-client refusing it."""
     headers = ["Sec-WebSocket-Protocol: " + SUBPROTOCOL]
     if password:
-        headers.append("Authorization: Basic " + basic_auth_token(charge_point_id, password))
+        headers.append("Authorization: Basic "
+                       + basic_auth_token(charge_point_id, password, as_written))
     return headers
 
 
@@ -319,6 +370,7 @@ class CsmsLink:
         self.events = events
         self._rng = rng or random.Random()
         self._password = settings.password
+        self._as_written = False      # a hex password sent as written (the CSMS wanted it)
         self._ping_interval = float(settings.ping_interval or 0)
         self._stop = threading.Event()
         self._outbox = queue.Queue()
@@ -430,7 +482,9 @@ class CsmsLink:
         return True
 
     def set_password(self, password):
-        """Used from the next connection on."""
+        """Used from the next connection on (decoded first when hexadecimal)."""
+        if password != self._password:
+            self._as_written = False
         self._password = password
 
     def set_ping_interval(self, seconds):
@@ -447,11 +501,7 @@ class CsmsLink:
 
     # --- internals -------------------------------------------------------------------
     def _secrets(self):
-        pw = self._password
-        if not pw:
-            return ()
-        userpass = "%s:%s" % (self.settings.charge_point_id, pw)
-        return (userpass, basic_auth_token(self.settings.charge_point_id, pw), pw)
+        return password_secrets(self.settings.charge_point_id, self._password)
 
     def _down(self, reason):
         self._last_error = reason
@@ -493,9 +543,14 @@ class CsmsLink:
         profile = self._profile
         url = self._url
         password = self._password if profile is None or profile < 3 else None
-        headers = request_headers(s.charge_point_id, password)
-        log.info("connecting to %s (attempt %d, %s%s)", url, self._attempts,
-                 "basic auth" if password else "no auth" if profile != 3 else "client certificate",
+        as_written = self._as_written
+        headers = request_headers(s.charge_point_id, password, as_written)
+        if password:
+            how = ("basic auth, the hex key as written" if as_written and is_hex_password(password)
+                   else "basic auth")
+        else:
+            how = "no auth" if profile != 3 else "client certificate"
+        log.info("connecting to %s (attempt %d, %s%s)", url, self._attempts, how,
                  "" if profile is None else ", security profile %d" % profile)
         try:
             sslopt = self._sslopt(profile)
@@ -519,6 +574,13 @@ class CsmsLink:
             reason, level = self._describe_connect_error(e, bool(password))
             reason = _one_line(reason, self._secrets())
             self._down(reason)
+            if getattr(e, "status_code", None) in (401, 403) and is_hex_password(password):
+                # The other reading of a hexadecimal key next time (see basic_auth_password).
+                self._as_written = not as_written
+                log.warning("the CSMS refused the %s; the next attempt sends it %s",
+                            "hex AuthorizationKey as written" if as_written
+                            else "decoded hex AuthorizationKey",
+                            "decoded" if as_written else "as written (its hex digits)")
             if getattr(e, "status_code", None) in (401, 403):   # security whitepaper event
                 self.events.put(LinkEvent(SECURITY, ("FailedToAuthenticateAtCentralSystem",
                                                      "HTTP %d on the websocket upgrade"

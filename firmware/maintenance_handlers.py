@@ -8,7 +8,8 @@ device workers; the maintenance server answers on threads of its own. So:
     (firmware/station_state.py) in fw.maintenance.state, swapped whole.
     "status", "device" and "selftest" are answered from it on the server's
     thread: they still answer when the main loop is stuck, and say so.
-  * "config_get", "config_set", "journal" and the actuation of "selftest" touch
+  * "config_get", "config_set", "journal", "security_log_clear" and the
+    actuation of "selftest" touch
     the engine or the devices: MaintenanceBridge.handle() posts them as
     Event("maint", None, (request, reply)) on fw.events and waits (5 s) for the
     main loop, which calls dispatch(fw, value) -> handle_on_main_thread(fw,
@@ -26,7 +27,8 @@ Requests ({"cmd": ...}) and their answers (besides "ok"/"error"):
              (queued / set aside), faults (the last 20 raised/cleared, newest
              first), modem, rfid (last card), workers, main_loop.
              Every "age_s" is seconds before the answer.
-  config_get, config_set, journal: see firmware/maintenance_requests.py.
+  config_get, config_set, journal, security_log_clear (main loop),
+  security_log_show (this thread): see firmware/maintenance_requests.py.
   selftest   {"actuate": false} -> "probes" (every device read afresh, now, on
              its own worker: firmware/maintenance_probes.py), "state" (as
              status gives it, published after the probes' readings), "main_loop",
@@ -66,8 +68,9 @@ FAULT_LOG_SIZE = 20
 WAIT_CARD_DEFAULT = 20.0
 WAIT_CARD_MAX = 3600.0
 
-MAIN_COMMANDS = ("ping", "config_get", "config_set", "journal")
-COMMANDS = ("status", "config_get", "config_set", "journal", "selftest", "device", "ping")
+MAIN_COMMANDS = ("ping", "config_get", "config_set", "journal", "security_log_clear")
+COMMANDS = ("status", "config_get", "config_set", "journal", "security_log_show",
+            "security_log_clear", "selftest", "device", "ping")
 DEVICES = ("meter", "modem", "rfid")
 NOT_PUBLISHED = "the firmware is starting: no state published yet"
 
@@ -215,6 +218,7 @@ ON_MAIN_THREAD = {
     "config_get": maintenance_requests.config_get,
     "config_set": maintenance_requests.config_set,
     "journal": maintenance_requests.journal,
+    "security_log_clear": maintenance_requests.security_log_clear,
     "actuate": _actuate,
 }
 
@@ -267,6 +271,12 @@ class MaintenanceBridge:
             return self.selftest(request)
         if cmd == "device":
             return self.device(request)
+        if cmd == "security_log_show":
+            try:
+                return maintenance_requests.security_log_show(self.fw, request)
+            except Exception as e:
+                log.exception("maintenance request security_log_show failed")
+                return {"ok": False, "error": "internal error: %s: %s" % (type(e).__name__, e)}
         if cmd in MAIN_COMMANDS:
             return self.on_main_thread(request)
         return {"ok": False, "error": "unknown command %r: one of %s, trace"

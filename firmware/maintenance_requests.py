@@ -7,6 +7,14 @@ loop's thread (firmware/maintenance_handlers.py brings them there).
                NotSupported}, validated and applied exactly as ChangeConfiguration.
     journal    {"limit": 100} -> pending (queued messages, oldest first),
                set_aside, transactions (newest first), with counts.
+    security_log_clear -> {"cleared": true}: the security log emptied, then the
+               critical SecurityLogWasCleared event (journaled: the CSMS gets its
+               SecurityEventNotification, after a power cut too; it is the new
+               log's first line).
+    security_log_show {"limit": 50} -> "records" (the newest, oldest first:
+               timestamp, type, techInfo masked again, critical), "total", "path".
+               Answered on the server's thread: it reads the file under the log's
+               own lock and never touches the engine.
 """
 
 import logging
@@ -19,6 +27,8 @@ log = logging.getLogger("firmware.maintenance")
 
 JOURNAL_LIMIT = 100
 TX_SHOWN = 20
+SECURITY_LOG_SHOWN = 50
+CLEARED = "SecurityLogWasCleared"
 
 
 def config_get(fw, request):
@@ -123,3 +133,32 @@ def journal(fw, request):
             "set_aside_count": journal.set_aside_count(), "set_aside": set_aside,
             "transactions": [_tx_view(r, clock) for r in journal.recent(TX_SHOWN)],
             "corrupt_files": corrupt[:limit]}
+
+
+def _security_log(fw):
+    return getattr(fw, "security_log", None)
+
+
+def security_log_clear(fw, request):
+    security_log = _security_log(fw)
+    if security_log is None:
+        return {"ok": False, "error": "this firmware keeps no security log"}
+    if not security_log.clear():
+        return {"ok": False, "error": "the security log could not be cleared "
+                                      "(the firmware log says why)"}
+    log.warning("security log cleared from the maintenance socket")
+    # Whitepaper ed. 3, appendix "Security Events": SecurityLogWasCleared is
+    # critical; the engine journals it before emit() returns.
+    fw.cp.events.emit("security_event", CLEARED, "cleared by a technician (maintenance socket)")
+    return {"ok": True, "cleared": True}
+
+
+def security_log_show(fw, request):
+    limit = request.get("limit", SECURITY_LOG_SHOWN)
+    if type(limit) is not int or not 1 <= limit <= 10000:
+        return {"ok": False, "error": '"limit" must be a whole number from 1 to 10000'}
+    security_log = _security_log(fw)
+    if security_log is None:
+        return {"ok": False, "error": "this firmware keeps no security log"}
+    records, total = security_log.recent(limit)
+    return {"ok": True, "records": records, "total": total, "path": security_log.path}

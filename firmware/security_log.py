@@ -15,7 +15,9 @@ engine, and every string the firmware knows as a secret (`secrets()`: the
 basic-auth password, the AuthorizationKey) is masked here again.
 clear() empties it (both files); the caller then reports SecurityLogWasCleared
 (critical), which becomes its first line. Nothing in the station clears it on its
-own (rotation is not clearing): clear() is for a technician's tool.
+own (rotation is not clearing): the technician does, with
+`python -m tools.diag security-log clear` (firmware/maintenance_requests.py);
+`security-log show` prints recent() through the same socket.
 """
 
 import json
@@ -94,15 +96,31 @@ class SecurityLog:
                 return False
         return True
 
+    def recent(self, limit):
+        """(the newest `limit` records oldest first, how many there are in all),
+        every techInfo masked again (what a tool may print)."""
+        records = self.read()
+        secrets = [s for s in self.secrets() if s]
+        shown = []
+        for r in records[-limit:] if limit else []:
+            info = r.get("techInfo")
+            if info is not None:
+                info = mask_secrets(mask_url_userinfo(str(info)), secrets)
+            shown.append({"timestamp": r.get("timestamp"), "type": r.get("type"),
+                          "techInfo": info, "critical": bool(r.get("critical"))})
+        return shown, len(records)
+
     def read(self):
         """Every record, oldest first (diagnostics, tests)."""
         out = []
         with self._lock:
             for p in self.files():
-                with open(p, encoding="utf-8") as f:
+                with open(p, encoding="utf-8", errors="replace") as f:
                     for line in f:
                         try:
-                            out.append(json.loads(line))
+                            record = json.loads(line)
                         except ValueError:
-                            pass        # a line cut by a power loss
+                            continue        # a line cut by a power loss
+                        if isinstance(record, dict):
+                            out.append(record)
         return out

@@ -152,10 +152,10 @@ def test_get_log_accepted_with_filename_and_the_request_id(h, fake):
     assert fake.calls[0][1] == "log" and request["kind"] == "SecurityLog"
     assert request["stop"] is None and request["start"] is not None
     assert h.payloads(LOG) == [{"status": "Uploading", "requestId": 5}]
-    assert h.cp.events.ask("log_status") == ("Uploading", 5)
+    assert h.cp.events.ask("log_status") == {"status": "Uploading", "requestId": 5}
     done(h, "log", True, request["tag"])
     assert h.payloads(LOG)[-1] == {"status": "Uploaded", "requestId": 5}
-    assert h.cp.events.ask("log_status") == ("Idle", None)
+    assert h.cp.events.ask("log_status") == {"status": "Idle"}
 
 
 @pytest.mark.parametrize("failure", ["PermissionDenied", "NotSupportedOperation", "BadMessage",

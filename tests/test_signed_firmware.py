@@ -414,7 +414,8 @@ def test_tc_080_and_tc_081_on_the_running_firmware(tmp_path, pki, served, ocpp_c
     assert update(2, "/good.img", pem(pki.other_cert)) == {"status": "InvalidCertificate"}
     ocpp_csms.wait_for(SEN, predicate=lambda p: p["type"] == "InvalidFirmwareSigningCertificate")
     assert update(3, "/good.img") == {"status": "Accepted"}
-    # Up to the installation: the A/B switch is not in this branch (it fails there).
+    # Up to the installation: the one-file test release cannot start, so its trial
+    # ends in InstallationFailed (the A/B install: tests/test_e2e_firmware_update.py).
     assert statuses_until(3, "InstallationFailed") == [
         "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting",
         "InstallationFailed"]

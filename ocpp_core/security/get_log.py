@@ -20,9 +20,12 @@ ocpp_core/firmware_management/diagnostics.py).
   BadMessage (a location that cannot be used, a protocol error) or
   UploadFailure (anything else: timeout, connection refused or closed, 404).
   Nothing is sent for a cancelled upload.
-- Idle only when triggered (ExtendedTriggerMessage, another part of the
-  extension) while no upload runs: status() answers events.ask("log_status")
-  with (status, requestId or None).
+- ExtendedTriggerMessage(LogStatusNotification) (ocpp_core/security/trigger.py)
+  sends what status() answers to events.ask("log_status"): {"status": "Idle"}
+  while no upload runs (the whitepaper: requestId only "unless the message was
+  triggered by an ExtendedTriggerMessage.req AND there is no log upload
+  ongoing"), else the last status sent for the running upload with its
+  requestId (Uploading: a retry between attempts is still that upload).
 - retries / retryInterval as GetDiagnostics (retries = attempts, at least one).
 - An upload interrupted by a restart: resumed after the next BootNotification
   Accepted while attempts remain, else UploadFailure with the requestId
@@ -45,15 +48,24 @@ class LogUploads(UploadSlot):
     op = OP
     store_name = "log_upload"       # an upload a restart interrupted (UploadSlot.resume)
 
+    def __init__(self, cp):
+        UploadSlot.__init__(self, cp)
+        self.last = None            # (status, requestId) of the last notification sent
+
     def attach(self, uploads):
+        if self.uploads is None:    # one listener, however often it is attached
+            self.cp.events.listen("log_status", self.status)
         UploadSlot.attach(self, uploads)
-        self.cp.events.listen("log_status", self.status)
 
     def status(self):
-        """(status, requestId) for a triggered LogStatusNotification."""
-        if self.running is None:
-            return IDLE, None
-        return UPLOADING, self.running["request_id"]
+        """The LogStatusNotification payload of an ExtendedTriggerMessage."""
+        running = self.running
+        if running is None:
+            return {"status": IDLE}
+        status = UPLOADING
+        if self.last is not None and self.last[1] == running["request_id"]:
+            status = self.last[0]
+        return {"status": status, "requestId": running["request_id"]}
 
     def file_name(self, kind):
         what, ext = _NAMES[kind]
@@ -61,6 +73,7 @@ class LogUploads(UploadSlot):
                                file_stamp(self.cp.clock.now()), ext)
 
     def notify(self, status, request):
+        self.last = (status, request["request_id"])
         self.cp.rpc.call("LogStatusNotification",
                          {"status": status, "requestId": request["request_id"]})
 

@@ -19,6 +19,7 @@ MODULES = (
     ("tools.diag.selftest", ("selftest",)),
     ("tools.diag.config", ("config",)),
     ("tools.diag.journal", ("journal",)),
+    ("tools.diag.security_log", ("security-log",)),
     ("tools.diag.trace", ("trace",)),
     ("tools.diag.bundle", ("bundle",)),
     ("tools.diag.csms_check", ("csms",)),

@@ -41,8 +41,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from firmware.link import (SUBPROTOCOL, basic_auth_token, build_url, effective_password,
-                           request_headers, subprotocol_accepted, tls_options)
+from firmware.link import (SUBPROTOCOL, build_url, effective_password, is_hex_password,
+                           password_secrets, request_headers, subprotocol_accepted,
+                           tls_options)
 from ocpp_core.redact import mask_secrets
 from tools.diag import render
 from tools.diag.x509 import hostname_matches, parse_certificate
@@ -226,10 +227,10 @@ def _stored_authorization_key(args, config_file):
 
 
 def _secret_forms(target):
-    """Every form the password could take in text: itself and the header value."""
+    """Every form the password could take in text: itself, decoded, the header values."""
     if not target.password:
         return ()
-    return (target.password, basic_auth_token(target.charge_point_id, target.password))
+    return password_secrets(target.charge_point_id, target.password)
 
 
 def _one_line(text, limit=BODY_SHOWN):
@@ -572,21 +573,29 @@ class Check:
         import websocket
         t = self.t
         self.report.progress("4  websocket upgrade %s (timeout %g s) ..." % (t.url, self.timeout))
-        # The same request as the firmware's link.
-        headers = request_headers(t.charge_point_id, t.password)
-        ws = websocket.WebSocket(sslopt=tls_options(t.scheme == "wss", t.ca_bundle))
-        t0 = time.monotonic()
-        try:
-            ws.connect(t.url, header=headers, timeout=self.timeout)
-        except websocket.WebSocketBadStatusException as e:
-            ws.shutdown()
-            raise StepFailed(*_explain_bad_status(e, t))
-        except Exception as e:   # timeouts, resets, TLS (unlikely after step 3)
-            ws.shutdown()
-            raise StepFailed("the websocket upgrade failed: %s" % _describe_exception(e),
-                             "the TCP and TLS steps passed, so the server answered but "
-                             "broke the HTTP upgrade: check the URL path and any proxy in "
-                             "front of the CSMS")
+        # The same request as the firmware's link: a hex key decoded first, then as
+        # written when the CSMS refuses that (firmware/link.py, basic_auth_password).
+        as_written = False
+        while True:
+            headers = request_headers(t.charge_point_id, t.password, as_written)
+            ws = websocket.WebSocket(sslopt=tls_options(t.scheme == "wss", t.ca_bundle))
+            t0 = time.monotonic()
+            try:
+                ws.connect(t.url, header=headers, timeout=self.timeout)
+                break
+            except websocket.WebSocketBadStatusException as e:
+                ws.shutdown()
+                if e.status_code in (401, 403) and is_hex_password(t.password) \
+                        and not as_written:
+                    as_written = True
+                    continue
+                raise StepFailed(*_explain_bad_status(e, t))
+            except Exception as e:   # timeouts, resets, TLS (unlikely after step 3)
+                ws.shutdown()
+                raise StepFailed("the websocket upgrade failed: %s" % _describe_exception(e),
+                                 "the TCP and TLS steps passed, so the server answered but "
+                                 "broke the HTTP upgrade: check the URL path and any proxy "
+                                 "in front of the CSMS")
         ms = _ms(t0)
         status = ws.getstatus()
         answered = (ws.headers or {}).get("sec-websocket-protocol")
@@ -595,6 +604,10 @@ class Check:
         if server:
             details.append("server: %s" % _one_line(server, 80))
         data = {"http_status": status, "subprotocol": answered}
+        if as_written:
+            details.append("the CSMS took the hex AuthorizationKey as written, not decoded "
+                           "(the firmware falls back to that too)")
+            data["hex_key_as_written"] = True
         if not subprotocol_accepted(answered):
             try:
                 ws.close(status=1002, reason=b"ocpp1.6 required", timeout=min(2.0, self.timeout))
