@@ -14,7 +14,7 @@ from ocpp_core.firmware_management.diagnostics import uploads_done, uploads_of
 from ocpp_core.security.get_log import logs_of
 from tests.support.core_harness import FAST, Harness
 from tests.support.upload_servers import UploadServer
-from tests.test_octt_diagnostics import DIAG, LOG, FakeUploads
+from tests.test_octt_diagnostics import DIAG, LOG, fake, h  # noqa: F401 - fixtures
 
 LOCATION = "ftp://diag.example/in/"
 
@@ -32,21 +32,6 @@ def restart(h, fake, boot=True):
 
 def uploads(fake):
     return [request for kind, op, request in fake.calls if kind == "upload"]
-
-
-@pytest.fixture
-def fake():
-    return FakeUploads()
-
-
-@pytest.fixture
-def h(tmp_path, fake):
-    harness = Harness(tmp_path / "data", config=FAST)
-    uploads_of(harness.cp).attach(fake)
-    logs_of(harness.cp).attach(fake)
-    harness.boot()
-    yield harness
-    harness.check_clean()
 
 
 def get_diagnostics(h, retries):
