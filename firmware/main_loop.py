@@ -421,13 +421,15 @@ class Firmware:
         self.modem_status = status
 
     def _graceful_stop(self):
-        """SIGTERM: end transactions cleanly (reason Reboot) and give the journal a
-        moment to deliver; what is not delivered goes out after the next start."""
+        """SIGTERM or a restart asked by another thread (a firmware update switched
+        in): end transactions cleanly (reason Reboot) and give the journal and the
+        CALLs already made (InstallRebooting, a status) a moment to be delivered;
+        what the journal does not deliver goes out after the next start."""
         for cid, c in self.cp.connectors.items():
             if c.in_transaction:
                 self.cp.stop_transaction(cid, "Reboot")
         deadline = self.clock.monotonic() + SHUTDOWN_GRACE
-        while self.cp.journal.pending_count() and self.link.connected \
+        while (self.cp.journal.pending_count() or self.rpc.pending) and self.link.connected \
                 and self.clock.monotonic() < deadline:
             self.cp.tick()
             try:

@@ -80,9 +80,11 @@ def start(ocpp_csms, firmware, tmp_path, extra=(), hal="mock"):
             s = ask(data, "status")
         except Exception as e:     # not listening yet
             return "no answer: %s" % e
+        # nothing queued: the start-up's security event (critical, journaled) delivered
         return s.get("ok") and s["registration"] == "Accepted" and \
             s["connectors"]["1"]["ocpp_status"] == "Available" and \
-            s["connectors"]["1"]["meter"] is not None and s["modem"] is not None and s
+            s["connectors"]["1"]["meter"] is not None and s["modem"] is not None and \
+            s["messages"]["queued"] == 0 and s
     wait_until(ready, what="the firmware ready on its maintenance socket")
     return fw, bench, data
 

@@ -140,3 +140,60 @@ def test_device_workers_send_events():
     reader = DeviceWorker("rfid", events, None, "rfid", 1.0)
     reader.failed("no answer", at_once=True)
     assert events.get_nowait() == Event(ev.FAULT, 0, ("ReaderFailure", "no answer"))
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def monotonic(self):
+        return self.t
+
+
+def _stopping_firmware(answer_after_ticks):
+    """A bare Firmware whose engine answers its one pending CALL after so many
+    ticks (None: never); each tick moves the clock on by 0.1 s."""
+    f = object.__new__(Firmware)
+    f.clock = _Clock()
+    f.events = queue.Queue()
+    f.ticks = 0
+
+    class Rpc:
+        pending = 1
+
+    class Journal:
+        def pending_count(self):
+            return 0
+
+    class Cp:
+        connectors = {}
+        journal = Journal()
+
+        def tick(self):
+            f.ticks += 1
+            f.clock.t += 0.1
+            if answer_after_ticks is not None and f.ticks >= answer_after_ticks:
+                f.rpc.pending = 0
+            return 1.0
+
+    class Link:
+        connected = True
+
+    f.rpc, f.cp, f.link = Rpc(), Cp(), Link()
+    return f
+
+
+def test_a_restart_waits_for_the_calls_already_made():
+    """A firmware update's restart comes from the transfer worker right after
+    the engine sent InstallRebooting: the loop ends only once that CALL is
+    answered (it is no journal message), within SHUTDOWN_GRACE."""
+    f = _stopping_firmware(answer_after_ticks=3)
+    f._graceful_stop()
+    assert f.rpc.pending == 0 and f.ticks == 3 and f._running is False
+
+
+def test_a_restart_does_not_wait_beyond_the_grace_for_an_unanswered_call():
+    from firmware.main_loop import SHUTDOWN_GRACE
+    f = _stopping_firmware(answer_after_ticks=None)
+    f._graceful_stop()
+    assert f.rpc.pending == 1 and f.clock.t >= SHUTDOWN_GRACE and f._running is False
