@@ -4,7 +4,8 @@ The websocket link and every device have threads of their own that put events
 (firmware/events.py) on one queue. The loop waits on that queue until the
 engine's next timer is due, so it sleeps when nothing happens and answers a
 CSMS call as soon as its frame arrives, however slow the meter or the modem is.
-Each kind of event has one method here (ON_EVENT).
+Each kind of event has one method here (ON_EVENT); the security extension's
+wiring (certificate store, profiles, trial and fall back) is firmware/security_wiring.py.
 
 After every batch of events the loop projects the engine's state once
 (firmware/station_state.py): the bench's status, the maintenance socket, the
@@ -12,25 +13,21 @@ systemd status line and the indicator all show that one projection.
 """
 
 import logging
-import os
 import queue
 
-from firmware import certificates, diagnostics, maintenance_handlers, store_faults
+from firmware import diagnostics, maintenance_handlers, store_faults
 from firmware.device_config import modem_poll_interval
 from firmware.devices import (ContactorWorker, DeviceWorker, LockWorker, MeterWorker,
                               ModemWorker, PilotWorker, RfidWorker, TamperWorker)
 from firmware.events import (CARD, DOWN, EV, FALLBACK, FAULT, FAULT_CLEARED, FRAME, LOCK,
                              MAINTENANCE, METER, MODEM, RUN, SECURITY, STOP, TRANSFER, UP,
                              Event)
-from firmware.firmware_signature import FirmwareSignatures
-from firmware.link import (CsmsLink, LinkSettings, build_url, effective_password,
-                           profile_context)
-from firmware.security_log import SecurityLog
+from firmware.link import CsmsLink, LinkSettings, build_url
+from firmware.security_wiring import SecurityWiring
 from firmware.station_binding import HalStation
 from firmware.station_state import StationProjection, bench_view
 from firmware.systemd import Notifier
 from firmware.transfers import FirmwareTransfers, TransferWorker
-from ocpp_core import security
 from ocpp_core.charge_point import ChargePoint
 from ocpp_core.clock import Clock
 from ocpp_core.firmware_management.diagnostics import uploads_done
@@ -48,7 +45,6 @@ _INDICATOR = {"Available": "available", "Preparing": "preparing", "Charging": "c
               "SuspendedEV": "suspended", "SuspendedEVSE": "suspended",
               "Finishing": "finishing", "Reserved": "reserved", "Unavailable": "unavailable",
               "Faulted": "faulted"}
-TRIAL_STORE = "security_trial"   # {"previous": profile} while an upgrade has not connected
 REFUSED_SHOWN_S = 3.0   # s the indicator shows "refused" after a card was refused
 
 
@@ -90,19 +86,15 @@ class Firmware:
         self.events = queue.Queue()
         self.maintenance = maintenance_handlers.Maintenance()
         self.modem_status = None
-        self.certificates = certificates.CertificateStore(
-            os.path.join(cfg.data_dir, "certs"), cfg.charge_point_id,
-            key_type=getattr(cfg, "csr_key_type", "rsa2048"),
-            run=certificates.background(),
-            deliver=lambda fn: self.events.put(Event(RUN, None, fn)),
-            tls_chain=lambda: self.link.tls_chain)
+        self.security_wiring = SecurityWiring(cfg, self.events, link=lambda: self.link)
+        self.certificates = self.security_wiring.certificates
         tls_url = getattr(cfg, "tls_url", None)
         self.link = CsmsLink(LinkSettings(url=build_url(cfg.csms_url, cfg.charge_point_id),
                                           charge_point_id=cfg.charge_point_id,
                                           password=cfg.password, ca_bundle=cfg.ca_bundle,
                                           tls_url=build_url(tls_url, cfg.charge_point_id)
                                           if tls_url else None,
-                                          tls_context=self._tls_context),
+                                          tls_context=self.security_wiring.tls_context),
                              self.events)
         self.rpc = RpcEndpoint(CHARGE_POINT, self.link.send, clock=self.clock.monotonic,
                                trace=self._trace_frame)
@@ -118,7 +110,9 @@ class Firmware:
                                       restart=self.restart)
         self.cp = ChargePoint(self.rpc, self.clock, self.store, self.station, self.profile,
                               self._boot_payload(), transfers=transfers)
-        self._attach_security_events(transfers)
+        self.security_wiring.attach_events(self.cp, self.store, self.transfer_worker,
+                                           transfers.image, self.clock)
+        self.security_log = self.security_wiring.security_log   # read by tools.diag
         self.maintenance.attach(self)      # fault log and card hook for tools.diag
         self.uploads = diagnostics.attach(self)    # GetDiagnostics, GetLog (transfer worker)
         self._apply_engine_settings()
@@ -153,14 +147,6 @@ class Firmware:
         self.workers.append(self.indicator)
         self.transfer_worker = TransferWorker(e)    # Firmware Management: no device, not in workers
 
-    def _attach_security_events(self, transfers):
-        """The security extension's firmware side of its events and signed
-        updates: the security log, the signature checks."""
-        self.security_log = SecurityLog(self.cfg.data_dir, secrets=self.link._secrets)
-        security.attach(self.cp, self.security_log,
-                        FirmwareSignatures(self.transfer_worker, self.cfg.data_dir,
-                                           transfers.image, clock=self.clock.now))
-
     def _boot_payload(self):
         payload = self.cfg.boot_notification()
         # The modem may answer slowly: use what it told us last time; never wait.
@@ -174,77 +160,13 @@ class Firmware:
     def _apply_engine_settings(self):
         cfg = self.cp.config
         self.link.set_ping_interval(cfg.get("WebSocketPingInterval"))
-        self.link.set_password(effective_password(self.cfg.password, cfg.get("AuthorizationKey")))
         try:
             self.rpc.response_timeout = float(cfg.get("MessageTimeout"))
         except KeyError:
             pass
         self.cp.events.listen("config", self._config_changed)
         self.cp.events.listen("card_refused", self._card_refused)
-        self._attach_security()
-
-    # --- the security extension (docs/security.md) ---------------------------------------
-    def _attach_security(self):
-        """With the Security profile registered: the certificate store behind it,
-        the installer's profile as a floor, the link on the profile in effect."""
-        security = getattr(self.cp, "security", None)
-        if security is None or "SecurityProfile" not in self.cp.config:
-            return     # the link stays as before the extension (security_profile None)
-        config = self.cp.config
-        security.attach(self.certificates, has_password=lambda: bool(effective_password(
-            self.cfg.password, config.get("AuthorizationKey"))))
-        floor = getattr(self.cfg, "security_profile", 0)
-        if floor > config.get("SecurityProfile"):
-            config.set("SecurityProfile", floor)
-        self.link.set_profile(config.get("SecurityProfile"))
-        trial = self.store.load(TRIAL_STORE, None)
-        if isinstance(trial, dict) and isinstance(trial.get("previous"), int) and \
-                trial["previous"] < config.get("SecurityProfile"):
-            # restarted (a Reset after the upgrade: TC_083) before the new profile
-            # connected: it may still fall back (A05.FR.08)
-            self.link.set_profile(trial["previous"])
-            self.link.upgrade(config.get("SecurityProfile"))
-            self._trial_pending = True
-        self.cp.events.listen("client_certificate", self._client_certificate_changed)
-
-    def _tls_context(self, profile):
-        """Profile 2/3's TLS context (link thread)."""
-        return profile_context(self.certificates, profile,
-                               system_cas=getattr(self.cfg, "trust_system_cas", False))
-
-    def _client_certificate_changed(self, what):
-        # TC_074: the new certificate is used at once where it is the credential.
-        if self.link.security_profile == 3:
-            log.info("new charge point certificate: reconnecting with it")
-            self.link.reconnect()
-
-    def _save_trial(self, previous):
-        """Until the new profile has connected, a restart keeps the way back."""
-        self._trial_pending = previous is not None
-        try:
-            if previous is None:
-                self.store.delete(TRIAL_STORE)
-            else:
-                self.store.save(TRIAL_STORE, {"previous": previous})
-        except Exception as e:   # a full or read-only data dir: the upgrade still runs
-            log.warning("could not store the security profile trial: %s", type(e).__name__)
-
-    def _trial_over(self):
-        self._trial_pending = False
-        self._save_trial(None)
-
-    def _on_profile_fallback(self, event):
-        self._trial_over()
-        tried, previous, reason = event.value
-        config = self.cp.config
-        if "SecurityProfile" in config and previous is not None:
-            config.set("SecurityProfile", previous)     # A05.FR.08
-        self.cp.events.emit("security_event", "ReconfigurationOfSecurityParameters",
-                            ("security profile %s failed to connect; back to %s: %s"
-                             % (tried, previous, reason))[:255])
-
-    def _on_run(self, event):
-        event.value()
+        self.security_wiring.attach_profile()
 
     def _card_refused(self, id_tag, why):
         """The driver sees it: the indicator shows "refused" for a few seconds."""
@@ -256,17 +178,6 @@ class Firmware:
             self.link.set_ping_interval(value)
         elif key == "MessageTimeout":
             self.rpc.response_timeout = float(value)
-        elif key == "AuthorizationKey":
-            log.info("AuthorizationKey changed: reconnecting with the new credentials")
-            self.link.set_password(value)
-            self.link.reconnect()
-        elif key == "SecurityProfile":
-            current = self.link.security_profile
-            if current is None or value > current:     # not the echo of a fall back
-                log.info("security profile %s: reconnecting with it", value)
-                self._save_trial(current)
-                self.link.upgrade(value)
-                self.link.reconnect()
 
     # --- control --------------------------------------------------------------------------
     def stop(self):
@@ -355,8 +266,7 @@ class Firmware:
         self.rpc.receive(event.value)
 
     def _on_link_up(self, event):
-        if getattr(self, "_trial_pending", False) and self.link.trial is None:
-            self._trial_over()           # the new security profile works (A05.FR.09)
+        self.security_wiring.link_up()      # may end a security profile upgrade's trial
         self.cp.connection_up()
 
     def _on_link_down(self, event):      # the link has logged why
@@ -393,9 +303,15 @@ class Firmware:
     def _on_maintenance_request(self, event):     # a tools.diag request that needs the engine
         maintenance_handlers.dispatch(self, event.value)
 
+    # the security extension's events (firmware/security_wiring.py)
     def _on_security_event(self, event):     # from the link or a device thread
-        event_type, tech_info = event.value
-        self.cp.events.emit("security_event", event_type, tech_info)
+        self.security_wiring.on_security_event(event)
+
+    def _on_profile_fallback(self, event):   # the link gave up on an upgraded profile
+        self.security_wiring.on_profile_fallback(event)
+
+    def _on_run(self, event):    # a certificate store job's result
+        self.security_wiring.on_run(event)
 
     def _on_transfer(self, event):      # a download, an image check or an upload finished
         result = event.value

@@ -39,12 +39,14 @@ class ModemStatus:
 @pytest.fixture
 def fw():
     """A Firmware with its engine, RPC endpoint and store replaced by recorders
-    (nothing started: only the dispatch is under test)."""
+    (nothing started: only the dispatch is under test); its security wiring
+    records apart (it is tested end to end: tests/test_e2e_security.py)."""
     f = object.__new__(Firmware)
     f.calls = []
     f.cp = Recorder(f.calls)
     f.rpc = Recorder(f.calls)
     f.store = Recorder(f.calls)
+    f.security_wiring = Recorder([])
     f.maintenance = CardHook(taken={"TOOLCARD"})
     f._saved_modem = {"iccid": None, "imsi": None}
     f.modem_status = None

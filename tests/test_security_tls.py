@@ -21,7 +21,7 @@ def wss(port):
 
 
 def contexts(store):
-    """The firmware's tls_context for a store (as firmware/main_loop.py builds it)."""
+    """The firmware's tls_context for a store (as firmware/security_wiring.py builds it)."""
     return lambda profile: profile_context(store, profile)
 
 

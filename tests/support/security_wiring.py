@@ -1,5 +1,5 @@
 """The security extension's firmware parts on the in-process Harness, as the
-firmware gives them (firmware/main_loop.py): the security log and the
+firmware gives them (firmware/security_wiring.py): the security log and the
 signature checks attached to the engine's services."""
 
 from ocpp_core import security
