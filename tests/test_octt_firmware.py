@@ -172,7 +172,7 @@ def test_activation_that_fails_is_installation_failed(h, fake):
     h.advance(0)
     done(h, "download", True, "img")
     done(h, "install", True, {"version": "9.9.9"})
-    done(h, "activate", False, "A/B installation is not implemented yet")
+    done(h, "activate", False, "cannot switch releases/current")
     assert fw_statuses(h, m)[-1] == "InstallationFailed"
     assert h.statuses(1)[-1] == "Available"
 

@@ -8,7 +8,7 @@ DiagnosticsStatusNotification.
   The update is persisted ("firmware_update"): a restart resumes it (a cut
   download starts again), the restart into the new release is settled after
   the next BootNotification Accepted (Installed or InstallationFailed).
-- DiagnosticsUploads (diagnostics.py): cp.diagnostics (uploads_of(cp)); the
+- DiagnosticsUploads (diagnostics.py): cp.diagnostics (made by operations(cp)); the
   firmware builds and uploads the bundle through an UploadInterface; it
   answers events.ask("diagnostics_status"). Its UploadSlot is shared with
   GetLog (ocpp_core/security/get_log.py, the Security extension). The running
@@ -33,4 +33,5 @@ __all__ = ["DiagnosticsUploads", "GetDiagnostics", "UploadInterface", "FirmwareU
 
 
 def operations(cp):
+    cp.diagnostics = DiagnosticsUploads(cp)     # persisted: an interrupted upload resumes
     return [UpdateFirmware(cp), GetDiagnostics(cp)]

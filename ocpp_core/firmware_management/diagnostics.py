@@ -226,7 +226,7 @@ class UploadSlot:
 
 
 class DiagnosticsUploads(UploadSlot):
-    """cp.diagnostics once uploads_of(cp) made it."""
+    """cp.diagnostics, made by the profile's operations(cp)."""
     op = OP
     store_name = "diagnostics_upload"
 
@@ -250,19 +250,15 @@ class DiagnosticsUploads(UploadSlot):
 
 
 def uploads_of(cp):
-    """The engine's DiagnosticsUploads (cp.diagnostics), made on first use."""
-    service = getattr(cp, "diagnostics", None)
-    if service is None:
-        service = cp.diagnostics = DiagnosticsUploads(cp)
-    return service
+    """The engine's DiagnosticsUploads (cp.diagnostics)."""
+    return cp.diagnostics
 
 
 def resume_uploads(cp):
     """The engine's tick: settle uploads a restart interrupted, once Accepted
     (GetDiagnostics, GetLog). Returns None (nothing timed)."""
-    for name in ("diagnostics", "log_uploads"):
-        service = getattr(cp, name, None)
-        if service is not None and service.interrupted is not None:
+    for service in (cp.diagnostics, cp.log_uploads):
+        if service.interrupted is not None:
             service.resume()
     return None
 

@@ -24,7 +24,7 @@ from ocpp_core.security.certificates import (
     SecurityService,
 )
 from ocpp_core.security.events import SecurityEvents, SecurityLogInterface
-from ocpp_core.security.get_log import GetLog
+from ocpp_core.security.get_log import GetLog, LogUploads
 from ocpp_core.security.signed_update import (SignatureInterface, SignedFirmware,
                                               SignedUpdateFirmware)
 from ocpp_core.security.trigger import ExtendedTriggerMessage
@@ -42,6 +42,8 @@ def operations(cp):
         cp.security_events = SecurityEvents(cp)
     if getattr(cp, "signed_firmware", None) is None:
         cp.signed_firmware = SignedFirmware(cp, None)
+    if getattr(cp, "log_uploads", None) is None:
+        cp.log_uploads = LogUploads(cp)     # persisted: an interrupted upload resumes
     service = cp.security
     return [InstallCertificate(service), GetInstalledCertificateIds(service),
             DeleteCertificate(service), CertificateSigned(service),

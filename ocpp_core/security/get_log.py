@@ -44,7 +44,7 @@ _NAMES = {"DiagnosticsLog": ("diagnostics", ".tar.gz"), "SecurityLog": ("securit
 
 
 class LogUploads(UploadSlot):
-    """cp.log_uploads once logs_of(cp) made it."""
+    """cp.log_uploads, made by the security extension's operations(cp)."""
     op = OP
     store_name = "log_upload"       # an upload a restart interrupted (UploadSlot.resume)
 
@@ -82,10 +82,8 @@ class LogUploads(UploadSlot):
 
 
 def logs_of(cp):
-    service = getattr(cp, "log_uploads", None)
-    if service is None:
-        service = cp.log_uploads = LogUploads(cp)
-    return service
+    """The engine's LogUploads (cp.log_uploads)."""
+    return cp.log_uploads
 
 
 class GetLog:
